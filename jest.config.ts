@@ -1,0 +1,17 @@
+import type { Config } from 'jest';
+
+const config: Config = {
+  preset: 'ts-jest',
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  // The profiler is one per process: each test file gets its own worker process,
+  // and the files that profile under real load must not compete for the 2 cores.
+  maxWorkers: 2,
+  testTimeout: 60_000,
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: { warnOnly: false } }],
+  },
+};
+
+export default config;
