@@ -1,0 +1,44 @@
+/**
+ * The V8 sampling heap profiler (@datadog/pprof `heap`): in-use space and objects at the end
+ * of each window. Heap samples carry no request context, so heap profiles have no labels.
+ */
+import { heap } from '@datadog/pprof';
+import type { WindowProfile } from './time';
+import { capSamples, hasSamples } from './transform';
+import { MAX_SAMPLES_PER_PROFILE } from '../pyroscope-rules';
+
+/** Frames kept per allocation stack; deeper stacks are cut at the root side by V8. */
+const STACK_DEPTH = 64;
+
+export class HeapProfiler {
+  private started = false;
+
+  constructor(private readonly samplingIntervalBytes: number) {}
+
+  get running(): boolean {
+    return this.started;
+  }
+
+  start(): void {
+    heap.start(this.samplingIntervalBytes, STACK_DEPTH);
+    this.started = true;
+  }
+
+  /** What is live now (heap profiles are snapshots, not deltas). */
+  collect(): WindowProfile[] {
+    if (!this.started) return [];
+    const profile = heap.profile();
+    if (!hasSamples(profile)) return [];
+    const foldedSamples = capSamples(profile, MAX_SAMPLES_PER_PROFILE);
+    return [{ kind: 'heap', profile, foldedSamples }];
+  }
+
+  /** The last snapshot, then the sampler is stopped. */
+  stop(): WindowProfile[] {
+    if (!this.started) return [];
+    const last = this.collect();
+    heap.stop();
+    this.started = false;
+    return last;
+  }
+}

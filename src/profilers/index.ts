@@ -1,0 +1,89 @@
+/**
+ * One profiling session's samplers: the time profiler (CPU and/or wall) and the heap sampler,
+ * started and stopped together; each window is captured synchronously (a few ms), then
+ * encoded and gzipped off the hot moment (pprof-format yields between sections, gzip runs on
+ * libuv's thread pool).
+ */
+import { encode } from '@datadog/pprof';
+import type { EncodedProfile } from '../types';
+import { HeapProfiler } from './heap';
+import { TimeProfiler, type SampleLabeler, type WindowProfile } from './time';
+
+export { HeapProfiler, TimeProfiler, type SampleLabeler, type WindowProfile };
+
+/** What the controller drives; a fake in tests. */
+export interface SessionProfiler {
+  /** Starts sampling; throws when the engine cannot start (nothing is left running then). */
+  start(): void;
+  /** Profiles of the window since the previous call (or start); sampling goes on. */
+  collect(window: Window): Promise<CollectedWindow>;
+  /** Profiles of the last window; sampling stops. Safe to call when not started. */
+  stop(window: Window): Promise<CollectedWindow>;
+}
+
+export interface Window {
+  startMs: number;
+  endMs: number;
+}
+
+export interface CollectedWindow {
+  profiles: EncodedProfile[];
+  /** samples folded into "(other stacks)" to stay under Pyroscope's per-profile limit */
+  foldedSamples: number;
+}
+
+export interface EngineProfilerOptions {
+  sampleRate: number;
+  heapSamplingInterval: number;
+  profileTypes: { cpu: boolean; wall: boolean; heap: boolean };
+  windowMs: number;
+  labeler?: SampleLabeler;
+}
+
+/** The real thing, over @datadog/pprof. */
+export class EngineProfiler implements SessionProfiler {
+  private readonly time?: TimeProfiler;
+  private readonly heap?: HeapProfiler;
+
+  constructor(options: EngineProfilerOptions) {
+    const { cpu, wall, heap } = options.profileTypes;
+    if (cpu || wall) {
+      this.time = new TimeProfiler({ sampleRate: options.sampleRate, cpu, wall, windowMs: options.windowMs, labeler: options.labeler });
+    }
+    if (heap) this.heap = new HeapProfiler(options.heapSamplingInterval);
+  }
+
+  start(): void {
+    this.time?.start();
+    try {
+      this.heap?.start();
+    } catch (error) {
+      this.time?.stop();
+      throw error;
+    }
+  }
+
+  collect(window: Window): Promise<CollectedWindow> {
+    const captured = [...(this.time?.running ? this.time.collect() : []), ...(this.heap?.collect() ?? [])];
+    return encodeWindow(captured, window);
+  }
+
+  stop(window: Window): Promise<CollectedWindow> {
+    const captured = [...(this.time?.stop() ?? []), ...(this.heap?.stop() ?? [])];
+    return encodeWindow(captured, window);
+  }
+}
+
+async function encodeWindow(captured: WindowProfile[], window: Window): Promise<CollectedWindow> {
+  const profiles: EncodedProfile[] = [];
+  let foldedSamples = 0;
+  for (const { kind, profile, foldedSamples: folded } of captured) {
+    // Pyroscope files a profile at time_nanos (and refuses it outside now-1h..now+10m)
+    profile.timeNanos = window.startMs * 1_000_000;
+    profile.durationNanos = Math.max(0, window.endMs - window.startMs) * 1_000_000;
+    const body = await encode(profile);
+    profiles.push({ kind, body, startMs: window.startMs, endMs: window.endMs, sampleCount: profile.sample.length });
+    foldedSamples += folded;
+  }
+  return { profiles, foldedSamples };
+}

@@ -1,0 +1,196 @@
+import { DEFAULTS, resolveOptions } from '../src/options';
+import { ProfilingOptionError } from '../src/errors';
+import { parseDuration, formatDuration } from '../src/duration';
+
+const base = { appName: 'greet', serverAddress: 'http://localhost:4040' };
+const noEnv = {};
+
+/** The error resolveOptions throws for `raw`, asserting it is a ProfilingOptionError. */
+function errorFor(raw: unknown, env: Record<string, string> = {}): ProfilingOptionError {
+  try {
+    resolveOptions(raw, env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ProfilingOptionError);
+    expect((error as ProfilingOptionError).code).toBe('FST_CONTINUOUS_PROFILING_INVALID_OPTION');
+    return error as ProfilingOptionError;
+  }
+  throw new Error(`expected ${JSON.stringify(raw)} to be rejected`);
+}
+
+describe('parseDuration', () => {
+  it.each([
+    [1500, 1500],
+    [0, 0],
+    ['0', 0],
+    ['500ms', 500],
+    ['15s', 15_000],
+    ['2m', 120_000],
+    ['1h30m', 5_400_000],
+    ['1.5s', 1500],
+    ['2m30s', 150_000],
+    ['1500us', 2],
+    [' 10s ', 10_000],
+  ])('%p -> %p ms', (input, ms) => {
+    expect(parseDuration(input)).toBe(ms);
+  });
+
+  it.each([['15 sec'], ['15'], ['s'], ['-1s'], [''], ['1d'], ['10S'], [-1], [NaN], [Infinity], [null], [{}], ['1h 30m']])('rejects %p', (input) => {
+    expect(parseDuration(input)).toBeUndefined();
+  });
+
+  it('formats durations back', () => {
+    expect(formatDuration(120_000)).toBe('2m');
+    expect(formatDuration(1500)).toBe('1.5s');
+    expect(formatDuration(3_600_000)).toBe('1h');
+    expect(formatDuration(250)).toBe('250ms');
+  });
+});
+
+describe('resolveOptions: defaults', () => {
+  it('applies every default', () => {
+    const o = resolveOptions(base, noEnv);
+    expect(o).toMatchObject({
+      enabled: true,
+      appName: 'greet',
+      serverAddress: 'http://localhost:4040',
+      headers: {},
+      tags: {},
+      cpuThreshold: 700,
+      checkInterval: 10_000,
+      profilingDuration: 120_000,
+      uploadRate: 15_000,
+      profileTypes: { cpu: true, wall: false, heap: true },
+      sampleRate: 100,
+      heapSamplingInterval: 524_288,
+      flushTimeout: 5_000,
+      uploadTimeout: 10_000,
+      labels: { route: true, method: true },
+      maxLabelValues: DEFAULTS.maxLabelValues,
+      maxOutputFiles: DEFAULTS.maxOutputFiles,
+      maxOutputBytes: DEFAULTS.maxOutputBytes,
+      maxUploadRetries: 3,
+      maxPendingUploads: 50,
+      maxPendingBytes: 20 * 1024 * 1024,
+      allowInsecureAuth: false,
+    });
+    expect(o.authToken).toBeUndefined();
+    expect(o.outputDir).toBeUndefined();
+  });
+
+  it('parses Go durations and keeps milliseconds', () => {
+    const o = resolveOptions({ ...base, checkInterval: '500ms', profilingDuration: '1h30m', uploadRate: 20_000, flushTimeout: '2s', uploadTimeout: '1s' }, noEnv);
+    expect(o).toMatchObject({ checkInterval: 500, profilingDuration: 5_400_000, uploadRate: 20_000, flushTimeout: 2000, uploadTimeout: 1000 });
+  });
+
+  it('merges partial profileTypes and labels with the defaults', () => {
+    const o = resolveOptions({ ...base, profileTypes: { wall: true }, labels: { method: false } }, noEnv);
+    expect(o.profileTypes).toEqual({ cpu: true, wall: true, heap: true });
+    expect(o.labels).toEqual({ route: true, method: false });
+  });
+
+  it('strips a trailing slash from the server address and keeps a path prefix', () => {
+    expect(resolveOptions({ ...base, serverAddress: 'https://profiles.example.com/pyroscope/' }, noEnv).serverAddress).toBe(
+      'https://profiles.example.com/pyroscope',
+    );
+  });
+
+  it('does not require a destination nor an app name when disabled', () => {
+    expect(resolveOptions({ enabled: false }, noEnv).enabled).toBe(false);
+  });
+
+  it('accepts outputDir instead of a server', () => {
+    const o = resolveOptions({ appName: 'greet', outputDir: '/tmp/p' }, noEnv);
+    expect(o.serverAddress).toBeUndefined();
+    expect(o.outputDir).toBe('/tmp/p');
+  });
+
+  it('ignores keys whose value is undefined', () => {
+    expect(resolveOptions({ ...base, tags: undefined }, noEnv).tags).toEqual({});
+  });
+});
+
+describe('resolveOptions: environment variables', () => {
+  const env = {
+    PYROSCOPE_APPLICATION_NAME: 'from-env',
+    PYROSCOPE_SERVER_ADDRESS: 'https://pyro.example.com',
+    PYROSCOPE_BASIC_AUTH_USER: 'u',
+    PYROSCOPE_BASIC_AUTH_PASSWORD: 'p',
+    PYROSCOPE_TENANT_ID: 'team-a',
+  };
+
+  it('fills options from PYROSCOPE_* variables', () => {
+    const o = resolveOptions({}, env);
+    expect(o).toMatchObject({ appName: 'from-env', serverAddress: 'https://pyro.example.com', basicAuthUser: 'u', basicAuthPassword: 'p', tenantID: 'team-a' });
+  });
+
+  it('reads PYROSCOPE_AUTH_TOKEN', () => {
+    expect(resolveOptions(base, { PYROSCOPE_AUTH_TOKEN: 'tok' }).authToken).toBe('tok');
+  });
+
+  it('lets explicit options win', () => {
+    const o = resolveOptions({ appName: 'explicit', serverAddress: 'https://other.example.com' }, env);
+    expect(o.appName).toBe('explicit');
+    expect(o.serverAddress).toBe('https://other.example.com');
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(errorFor({ serverAddress: 'http://localhost:4040' }, { PYROSCOPE_APPLICATION_NAME: '' }).message).toContain('PYROSCOPE_APPLICATION_NAME');
+  });
+});
+
+describe('resolveOptions: every rejection names the option, the value and what is allowed', () => {
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ['missing appName', { serverAddress: 'http://localhost:4040' }, /"appName".*got undefined.*PYROSCOPE_APPLICATION_NAME/],
+    ['no destination', { appName: 'greet' }, /"serverAddress".*got undefined.*outputDir/],
+    ['not a URL', { ...base, serverAddress: 'localhost 4040' }, /"serverAddress".*"localhost 4040".*http:\/\/ or https:\/\//],
+    ['ftp URL', { ...base, serverAddress: 'ftp://host' }, /"serverAddress".*"ftp:\/\/host".*http:\/\/ or https:\/\//],
+    ['URL with query', { ...base, serverAddress: 'http://localhost:4040/?x=1' }, /"serverAddress".*without query/],
+    ['threshold 1001', { ...base, cpuThreshold: 1001 }, /"cpuThreshold".*1001.*from 0 to 1000/],
+    ['threshold -1', { ...base, cpuThreshold: -1 }, /"cpuThreshold".*-1.*from 0 to 1000/],
+    ['threshold 0.5', { ...base, cpuThreshold: 0.5 }, /"cpuThreshold".*0\.5.*integer/],
+    ['threshold as string', { ...base, cpuThreshold: '700' }, /"cpuThreshold".*"700".*integer from 0 to 1000/],
+    ['"15 sec"', { ...base, uploadRate: '15 sec' }, /"uploadRate".*"15 sec".*Go duration string/],
+    ['negative duration', { ...base, checkInterval: -5 }, /"checkInterval".*-5.*duration/],
+    ['uploadRate longer than profilingDuration', { ...base, uploadRate: '3m', profilingDuration: '2m' }, /"uploadRate".*"3m".*no longer than profilingDuration \(120000 ms\)/],
+    ['uploadRate too short', { ...base, uploadRate: '100ms' }, /"uploadRate".*"100ms".*from 1000 ms/],
+    ['app name with a space', { ...base, appName: 'my app' }, /"appName".*"my app".*letters, digits/],
+    ['app name with braces', { ...base, appName: 'app{x}' }, /"appName".*"app\{x\}"/],
+    ['tag name with a dash', { ...base, tags: { 'my-tag': 'v' } }, /"tags".*"my-tag".*letters, digits, "_" and "."/],
+    ['tag value with a comma', { ...base, tags: { region: 'eu,us' } }, /"tags.region".*"eu,us".*"\{", "\}", ",", "="/],
+    ['reserved tag', { ...base, tags: { service_name: 'x' } }, /"tags".*"service_name".*reserved/],
+    ['tag named route', { ...base, tags: { route: 'x' } }, /"tags".*"route".*other than "route"/],
+    ['too many tags', { ...base, tags: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`t${i}`, 'v'])) }, /"tags".*21 tags.*at most 20 tags.*30 labels per series/],
+    ['unknown option', { ...base, serverAddr: 'x' }, /"serverAddr".*unknown option "serverAddr"; known: appName/],
+    ['profileTypes unknown key', { ...base, profileTypes: { goroutines: true } }, /"profileTypes.goroutines".*got true.*with boolean "cpu", "wall" and "heap"/],
+    ['nothing to collect', { ...base, profileTypes: { cpu: false, heap: false } }, /"profileTypes".*at least one/],
+    ['sampleRate 0', { ...base, sampleRate: 0 }, /"sampleRate".*0.*from 1 to 1000/],
+    ['heapSamplingInterval tiny', { ...base, heapSamplingInterval: 10 }, /"heapSamplingInterval".*10.*from 1024/],
+    ['enabled as string', { ...base, enabled: 'yes' }, /"enabled".*"yes".*true or false/],
+    ['header with newline', { ...base, headers: { 'x-a': 'a\r\nb' } }, /"headers.x-a".*without line breaks/],
+    ['bad header name', { ...base, headers: { 'x a': 'v' } }, /"headers.x a".*valid HTTP header name/],
+    ['token and basic auth', { ...base, authToken: 't', basicAuthUser: 'u', basicAuthPassword: 'p' }, /"authToken".*either authToken or basicAuthUser/],
+    ['user without password', { ...base, basicAuthUser: 'u' }, /"basicAuthPassword".*given together/],
+    ['credentials over http to a remote host', { ...base, serverAddress: 'http://pyro.example.com', authToken: 't' }, /"serverAddress".*allowInsecureAuth/],
+    ['credentials in the URL', { ...base, serverAddress: 'http://user:secret@localhost:4040' }, /"serverAddress".*without credentials/],
+    ['options not an object', [] as unknown as Record<string, unknown>, /"options".*an object/],
+  ])('%s', (_name, raw, message) => {
+    expect(errorFor(raw).message).toMatch(message);
+  });
+
+  it('never prints a secret in the message', () => {
+    const e1 = errorFor({ ...base, authToken: 12345 as unknown as string });
+    expect(e1.message).not.toContain('12345');
+    const e2 = errorFor({ ...base, serverAddress: 'http://user:secret@localhost:4040' });
+    expect(e2.message).not.toContain('secret');
+  });
+
+  it('allows credentials over plain http to loopback, and to anywhere with allowInsecureAuth', () => {
+    expect(resolveOptions({ ...base, authToken: 't' }, noEnv).authToken).toBe('t');
+    expect(resolveOptions({ ...base, serverAddress: 'http://pyro.internal', authToken: 't', allowInsecureAuth: true }, noEnv).authToken).toBe('t');
+  });
+
+  it('reduces the tag budget when built-in labels are off', () => {
+    const tags = Object.fromEntries(Array.from({ length: 22 }, (_, i) => [`t${i}`, 'v']));
+    expect(Object.keys(resolveOptions({ ...base, tags, labels: { route: false, method: false } }, noEnv).tags)).toHaveLength(22);
+  });
+});
