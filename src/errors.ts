@@ -1,0 +1,93 @@
+/**
+ * The plugin's errors. Each has a stable `code` (Fastify style, `FST_...`) that callers can
+ * match on; messages are for humans and may change. No error ever carries a credential.
+ */
+
+/** Options whose values are secrets: their value is never printed. */
+const SECRET_OPTION = /token|password|passwd|secret|credential|authorization|cookie|api[-_]?key|headers/i;
+
+/** Longest value representation put in a message. */
+const MAX_VALUE_REPR = 100;
+
+/**
+ * A short, single-line, secret-free representation of a user-supplied value for an error message.
+ * Strings are quoted (so '' and ' ' are visible); URL userinfo is masked; long values are cut.
+ */
+export function describeValue(option: string, value: unknown): string {
+  if (SECRET_OPTION.test(option)) return "'***'";
+  return truncate(maskUrlUserinfo(rawRepr(value)), MAX_VALUE_REPR);
+}
+
+function rawRepr(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return String(value);
+    case 'bigint':
+      return `${value}n`;
+    case 'symbol':
+    case 'function':
+      return `[${typeof value}]`;
+    default:
+      return objectRepr(value as object | null);
+  }
+}
+
+function objectRepr(value: object | null): string {
+  if (value === null) return 'null';
+  try {
+    // JSON.stringify can throw (cycles, BigInt) or return undefined (toJSON tricks)
+    return JSON.stringify(value) ?? Object.prototype.toString.call(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/** `scheme://user:pass@host` -> `scheme://***@host`, wherever it appears in the text. */
+export function maskUrlUserinfo(text: string): string {
+  return text.replace(/(\/\/)[^/@\s"']*@/g, '$1***@');
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}...(${text.length} chars)` : text;
+}
+
+/** An option has a value the plugin cannot use. Thrown (or rejected from `ready()`) at registration. */
+export class ProfilingOptionError extends Error {
+  readonly code = 'FST_CONTINUOUS_PROFILING_INVALID_OPTION';
+  /** the option's name, or its path like `tags.region` */
+  readonly option: string;
+
+  constructor(option: string, value: unknown, expected: string) {
+    super(`Invalid option "${option}": got ${describeValue(option, value)}; expected ${expected}`);
+    this.name = 'ProfilingOptionError';
+    this.option = option;
+  }
+}
+
+/** A second profiler was registered while another one is active in this process. */
+export class ProfilerAlreadyActiveError extends Error {
+  readonly code = 'FST_CONTINUOUS_PROFILING_ALREADY_ACTIVE';
+
+  constructor(
+    message = 'A continuous profiler is already active in this process (V8 allows one per isolate); close it before registering another',
+  ) {
+    super(message);
+    this.name = 'ProfilerAlreadyActiveError';
+  }
+}
+
+/** An upload to the profile store failed. `status` is the HTTP status when the server answered. */
+export class UploadError extends Error {
+  readonly code = 'FST_CONTINUOUS_PROFILING_UPLOAD_FAILED';
+  readonly status?: number;
+
+  constructor(message: string, status?: number) {
+    super(message);
+    this.name = 'UploadError';
+    if (status !== undefined) this.status = status;
+  }
+}
