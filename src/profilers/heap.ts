@@ -4,7 +4,7 @@
  */
 import { heap } from '@datadog/pprof';
 import type { WindowProfile } from './time';
-import { capSamples, hasSamples } from './transform';
+import { capSamples, hasSamples, mergeIdenticalSamples } from './transform';
 import { MAX_SAMPLES_PER_PROFILE } from '../pyroscope-rules';
 
 /** Frames kept per allocation stack; deeper stacks are cut at the root side by V8. */
@@ -29,6 +29,7 @@ export class HeapProfiler {
     if (!this.started) return [];
     const profile = heap.profile();
     if (!hasSamples(profile)) return [];
+    mergeIdenticalSamples(profile);
     const foldedSamples = capSamples(profile, MAX_SAMPLES_PER_PROFILE);
     return [{ kind: 'heap', profile, foldedSamples }];
   }

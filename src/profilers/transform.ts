@@ -1,14 +1,15 @@
 /**
  * Rewrites the engine's time profile into what Pyroscope stores best, before encoding:
  *
- * - the CPU profile keeps `samples/count` + `cpu/nanoseconds` only, so Pyroscope files it as
+ * - the CPU profile keeps `samples/count` (the engine's `sample/count`, renamed as Go, Java and
+ *   Python name it) + `cpu/nanoseconds` only, so Pyroscope files it as
  *   `process_cpu` next to Go, Java and Python services; samples that used no CPU go;
  * - the wall profile keeps `samples/count` + `wall/nanoseconds` (stored as `wall`);
  * - identical stack + label samples are merged (the engine emits one sample per labelled hit);
  * - a profile never exceeds Pyroscope's 16,000 samples: the smallest samples beyond the limit
  *   are folded into one "(other stacks)" sample, so totals stay right and the fold is counted.
  */
-import { Function as PprofFunction, Label, Line, Location, Profile, Sample } from 'pprof-format';
+import { Function as PprofFunction, Label, Line, Location, Profile, Sample, ValueType } from 'pprof-format';
 import { MAX_SAMPLES_PER_PROFILE } from '../pyroscope-rules';
 
 export type TimeProjection = 'cpu' | 'wall';
@@ -32,7 +33,8 @@ export function sampleTypeIndex(profile: Profile, type: string): number {
  * sample type (cpu needs `collectCpuTime`) or nothing was spent at all.
  */
 export function projectTimeProfile(source: Profile, view: TimeProjection, maxSamples = MAX_SAMPLES_PER_PROFILE): Projected | undefined {
-  const countIdx = sampleTypeIndex(source, 'samples');
+  // the engine names its count type "sample"; Go, Java and Python send "samples"
+  const countIdx = Math.max(sampleTypeIndex(source, 'sample'), sampleTypeIndex(source, 'samples'));
   const valueIdx = sampleTypeIndex(source, view);
   if (countIdx < 0 || valueIdx < 0) return undefined;
 
@@ -53,7 +55,10 @@ export function projectTimeProfile(source: Profile, view: TimeProjection, maxSam
   if (merged.size === 0) return undefined;
 
   const profile = new Profile({
-    sampleType: [source.sampleType[countIdx], source.sampleType[valueIdx]],
+    sampleType: [
+      new ValueType({ type: source.stringTable.dedup('samples'), unit: source.stringTable.dedup('count') }),
+      source.sampleType[valueIdx],
+    ],
     sample: [...merged.values()],
     mapping: source.mapping,
     location: source.location,
@@ -66,6 +71,21 @@ export function projectTimeProfile(source: Profile, view: TimeProjection, maxSam
   });
   const foldedSamples = capSamples(profile, maxSamples);
   return { profile, foldedSamples };
+}
+
+/** Sum the values of samples with the same stack and labels (heap profiles list one per allocation size). */
+export function mergeIdenticalSamples(profile: Profile): void {
+  const merged = new Map<string, Sample>();
+  for (const sample of profile.sample) {
+    const key = sampleKey(sample);
+    const existing = merged.get(key);
+    if (!existing) {
+      merged.set(key, new Sample({ locationId: sample.locationId, label: sample.label, value: sample.value.map(Number) }));
+      continue;
+    }
+    for (let i = 0; i < existing.value.length; i++) existing.value[i] = Number(existing.value[i]) + Number(sample.value[i]);
+  }
+  profile.sample = [...merged.values()];
 }
 
 /** Same stack and same labels: the same sample. Labels are compared as sorted key/value ids. */

@@ -1,0 +1,24 @@
+/**
+ * fastify-continuous-profiling: continuous CPU, wall and heap profiling for Fastify v5,
+ * labelled by route and pushed to Grafana Pyroscope (or written to disk).
+ *
+ *   import profilingPlugin from 'fastify-continuous-profiling'
+ *   await app.register(profilingPlugin, { appName: 'greet', serverAddress: 'http://localhost:4040' })
+ */
+import { fastifyContinuousProfiling } from './plugin';
+
+export { fastifyContinuousProfiling };
+export default fastifyContinuousProfiling;
+export type { ProfilerDecorator, ProfilerStats } from './plugin';
+export type { ProfilerState, StartOptions } from './controller';
+export type { ProfilingOptions } from './options';
+export { DEFAULTS, ENV_VARIABLES } from './options';
+export type { LabelMode } from './labels';
+export { ProfilingOptionError, ProfilerAlreadyActiveError, UploadError } from './errors';
+export { parseDuration } from './duration';
+export { fromGoZeroConfig } from './go-zero';
+export type { EncodedProfile, Exporter, ExporterStats, ProfileKind } from './types';
+
+// CommonJS: `require('fastify-continuous-profiling')` is the plugin itself, as for other
+// Fastify plugins, with `.default`, `.fastifyContinuousProfiling` and the rest as properties.
+module.exports = Object.assign(fastifyContinuousProfiling, module.exports);

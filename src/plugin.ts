@@ -1,0 +1,211 @@
+/**
+ * Fastify glue only: options -> controller, hooks, the `app.profiler` decorator.
+ */
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
+import { ProfilingController, type ControllerStats, type ProfilerState, type StartOptions } from './controller';
+import { CpuUsageMeter } from './cpu-usage';
+import { ProfilerAlreadyActiveError } from './errors';
+import { FileExporter } from './exporters/file';
+import { PyroscopeExporter } from './exporters/pyroscope';
+import { RequestLabels, type LabelMode } from './labels';
+import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
+import { EngineProfiler } from './profilers';
+import type { Exporter, ExporterStats, MinimalLogger } from './types';
+
+export interface ProfilerStats extends ControllerStats {
+  enabled: boolean;
+  cpuUsage: number;
+  labelMode?: LabelMode;
+  labelValuesOverflowed: number;
+  uploadsOk: number;
+  uploadsFailed: number;
+  bytesSent: number;
+  /** profiles lost (queue full, retries exhausted, refused by the server, close deadline) */
+  dropped: number;
+  pending: number;
+  exporters: Record<string, ExporterStats>;
+}
+
+/** The `app.profiler` decorator. */
+export interface ProfilerDecorator {
+  readonly state: ProfilerState;
+  /** CPU usage in per mille of the CPU available, as of the last check (see README). */
+  cpuUsage(): number;
+  /** Start a session now (default length: profilingDuration). False when one runs already or profiling is disabled. */
+  start(options?: StartOptions): boolean;
+  /** End the running session and hand its last window to the exporters. */
+  stop(): Promise<void>;
+  stats(): ProfilerStats;
+  /** Run `fn` with extra labels on its CPU/wall samples (and everything it awaits). */
+  withLabels<T>(labels: Record<string, string>, fn: () => T): T;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    profiler: ProfilerDecorator;
+  }
+}
+
+/** One time profiler per process: the active registration holds this slot until it closes. */
+const ACTIVE = Symbol.for('fastify-continuous-profiling.active');
+type GlobalWithSlot = typeof globalThis & { [ACTIVE]?: string };
+
+function claimProcessSlot(appName: string): () => void {
+  const g = globalThis as GlobalWithSlot;
+  if (g[ACTIVE] !== undefined) {
+    throw new ProfilerAlreadyActiveError(
+      `fastify-continuous-profiling is already active in this process for app "${g[ACTIVE]}" (V8 has one time profiler per isolate); close that Fastify instance before registering another`,
+    );
+  }
+  g[ACTIVE] = appName;
+  let released = false;
+  return () => {
+    if (!released && g[ACTIVE] === appName) delete g[ACTIVE];
+    released = true;
+  };
+}
+
+function createExporters(o: ResolvedOptions, logger: MinimalLogger): Exporter[] {
+  const exporters: Exporter[] = [];
+  if (o.serverAddress !== undefined) {
+    exporters.push(
+      new PyroscopeExporter({
+        serverAddress: o.serverAddress,
+        appName: o.appName,
+        tags: o.tags,
+        authToken: o.authToken,
+        basicAuthUser: o.basicAuthUser,
+        basicAuthPassword: o.basicAuthPassword,
+        tenantID: o.tenantID,
+        headers: o.headers,
+        uploadTimeoutMs: o.uploadTimeout,
+        maxUploadRetries: o.maxUploadRetries,
+        maxPendingUploads: o.maxPendingUploads,
+        maxPendingBytes: o.maxPendingBytes,
+        logger,
+      }),
+    );
+  }
+  if (o.outputDir !== undefined) {
+    exporters.push(new FileExporter({ dir: o.outputDir, appName: o.appName, maxFiles: o.maxOutputFiles, maxBytes: o.maxOutputBytes, logger }));
+  }
+  return exporters;
+}
+
+function sumExporterStats(exporters: readonly Exporter[]): Pick<ProfilerStats, 'uploadsOk' | 'uploadsFailed' | 'bytesSent' | 'dropped' | 'pending' | 'exporters'> {
+  const total = { uploadsOk: 0, uploadsFailed: 0, bytesSent: 0, dropped: 0, pending: 0, exporters: {} as Record<string, ExporterStats> };
+  for (const exporter of exporters) {
+    const s = exporter.stats();
+    total.uploadsOk += s.uploadsOk;
+    total.uploadsFailed += s.uploadsFailed;
+    total.bytesSent += s.bytesSent;
+    total.dropped += s.dropped;
+    total.pending += s.pending;
+    total.exporters[exporter.name] = s;
+  }
+  return total;
+}
+
+const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: FastifyInstance, rawOptions) => {
+  const options = resolveOptions(rawOptions);
+  const logger = app.log as MinimalLogger;
+
+  if (!options.enabled) {
+    app.decorate('profiler', disabledProfiler());
+    return;
+  }
+
+  const releaseSlot = claimProcessSlot(options.appName);
+  try {
+    const labels = new RequestLabels({ ...options.labels, maxLabelValues: options.maxLabelValues, maxLabelsPerSample: options.maxLabelsPerSample });
+    const usage = new CpuUsageMeter();
+    await usage.init();
+    const exporters = createExporters(options, logger);
+    const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall;
+    const controller = new ProfilingController({
+      options,
+      measureUsage: () => usage.measure(),
+      profiler: new EngineProfiler({
+        sampleRate: options.sampleRate,
+        heapSamplingInterval: options.heapSamplingInterval,
+        profileTypes: options.profileTypes,
+        windowMs: options.uploadRate,
+        labeler: labelsWanted ? labels : undefined,
+      }),
+      exporters,
+      logger,
+    });
+
+    const decorator: ProfilerDecorator & { toJSON(): ProfilerStats } = {
+      get state() {
+        return controller.state;
+      },
+      cpuUsage: () => usage.last,
+      start: (startOptions) => controller.start(startOptions),
+      stop: () => controller.stop(),
+      stats: () => ({
+        enabled: true,
+        cpuUsage: usage.last,
+        labelMode: labels.mode,
+        labelValuesOverflowed: labels.stats().overflowedValues,
+        ...controller.stats(),
+        ...sumExporterStats(exporters),
+      }),
+      withLabels: (extra, fn) => labels.withLabels(extra, fn),
+      // JSON.stringify(app.profiler) shows the stats, never the options (credentials)
+      toJSON: () => decorator.stats(),
+    };
+    app.decorate('profiler', decorator);
+
+    if (labelsWanted) app.addHook('onRequest', labels.onRequest);
+    app.addHook('onReady', async () => {
+      await controller.ready();
+    });
+    app.addHook('onClose', async () => {
+      try {
+        await controller.close();
+      } finally {
+        usage.close();
+        releaseSlot();
+      }
+    });
+  } catch (error) {
+    releaseSlot();
+    throw error;
+  }
+};
+
+/** `enabled: false`: the decorator exists (so code calling it keeps working) and does nothing. */
+function disabledProfiler(): ProfilerDecorator {
+  const stats: ProfilerStats = {
+    enabled: false,
+    state: 'idle',
+    cpuUsage: 0,
+    labelValuesOverflowed: 0,
+    sessions: 0,
+    windows: 0,
+    profilesCollected: 0,
+    samplesFolded: 0,
+    engineErrors: 0,
+    uploadsOk: 0,
+    uploadsFailed: 0,
+    bytesSent: 0,
+    dropped: 0,
+    pending: 0,
+    exporters: {},
+  };
+  return {
+    state: 'idle',
+    cpuUsage: () => 0,
+    start: () => false,
+    stop: async () => undefined,
+    stats: () => ({ ...stats }),
+    withLabels: (_labels, fn) => fn(),
+  };
+}
+
+export const fastifyContinuousProfiling = fp(continuousProfiling, {
+  name: 'fastify-continuous-profiling',
+  fastify: '5.x',
+});
