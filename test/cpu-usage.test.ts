@@ -1,0 +1,89 @@
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CpuUsageMeter, readCgroupCpuQuota, usagePerMille, type CpuTimeReading } from '../src/cpu-usage';
+
+function cgroupRoot(files: Record<string, string>): string {
+  const root = mkdtempSync(join(tmpdir(), 'fcp-cgroup-'));
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(join(root, path, '..'), { recursive: true });
+    writeFileSync(join(root, path), content);
+  }
+  return root;
+}
+
+describe('usagePerMille', () => {
+  const at = (cpuMs: number, atMs: number): CpuTimeReading => ({ cpuMs, atMs });
+
+  it('is CPU time over wall time per available core, in per mille', () => {
+    expect(usagePerMille(at(0, 0), at(500, 1000), 1)).toBe(500);
+    expect(usagePerMille(at(0, 0), at(250, 1000), 0.5)).toBe(500);
+    expect(usagePerMille(at(1000, 10_000), at(8000, 20_000), 1)).toBe(700);
+  });
+
+  it('clamps to 0..1000 (GC threads can push a process over one core)', () => {
+    expect(usagePerMille(at(0, 0), at(1500, 1000), 1)).toBe(1000);
+    expect(usagePerMille(at(100, 0), at(50, 1000), 1)).toBe(0);
+  });
+
+  it('reads 0 when no time passed', () => {
+    expect(usagePerMille(at(0, 1000), at(10, 1000), 1)).toBe(0);
+  });
+});
+
+describe('readCgroupCpuQuota', () => {
+  it('reads a cgroup v2 quota', async () => {
+    expect(await readCgroupCpuQuota(cgroupRoot({ 'cpu.max': '50000 100000\n' }))).toBe(0.5);
+  });
+
+  it('reads "max" as no limit', async () => {
+    expect(await readCgroupCpuQuota(cgroupRoot({ 'cpu.max': 'max 100000\n' }))).toBeUndefined();
+  });
+
+  it('reads a cgroup v1 quota, and -1 as no limit', async () => {
+    expect(await readCgroupCpuQuota(cgroupRoot({ 'cpu/cpu.cfs_quota_us': '150000\n', 'cpu/cpu.cfs_period_us': '100000\n' }))).toBe(1.5);
+    expect(await readCgroupCpuQuota(cgroupRoot({ 'cpu/cpu.cfs_quota_us': '-1\n', 'cpu/cpu.cfs_period_us': '100000\n' }))).toBeUndefined();
+  });
+
+  it('is undefined without cgroup files (not Linux, or not mounted)', async () => {
+    expect(await readCgroupCpuQuota(cgroupRoot({}))).toBeUndefined();
+  });
+});
+
+describe('CpuUsageMeter', () => {
+  it('measures each interval against the previous reading, using the lower of one core and the quota', async () => {
+    const readings = [at(0, 0), at(300, 1000), at(300, 2000)];
+    const meter = new CpuUsageMeter(async () => readings.shift()!, async () => 0.5);
+    await meter.init();
+    expect(meter.cores).toBe(0.5);
+    expect(await meter.measure()).toBe(600);
+    expect(meter.last).toBe(600);
+    expect(await meter.measure()).toBe(0);
+  });
+
+  it('divides by one core when the quota is larger or absent', async () => {
+    const meter = new CpuUsageMeter(async () => at(0, 0), async () => 4);
+    await meter.init();
+    expect(meter.cores).toBe(1);
+    const none = new CpuUsageMeter(async () => at(0, 0), async () => undefined);
+    await none.init();
+    expect(none.cores).toBe(1);
+  });
+
+  it('measures this process with pidusage by default', async () => {
+    const meter = new CpuUsageMeter();
+    await meter.init();
+    const end = Date.now() + 300;
+    let x = 0;
+    while (Date.now() < end) x = (x + 1) % 1_000_003;
+    const usage = await meter.measure();
+    meter.close();
+    expect(x).toBeGreaterThanOrEqual(0);
+    expect(usage).toBeGreaterThan(0); // busy the whole interval; how busy depends on the machine
+    expect(usage).toBeLessThanOrEqual(1000);
+  });
+
+  function at(cpuMs: number, atMs: number): CpuTimeReading {
+    return { cpuMs, atMs };
+  }
+});
