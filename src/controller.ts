@@ -1,8 +1,9 @@
 /**
  * The session state machine: idle -> profiling -> idle, ..., closed.
  *
- * - A check compares CPU usage with the threshold once at `ready()` and then every
- *   `checkInterval`; at or above it, with no session running, a session starts.
+ * - A check compares CPU usage with the threshold one second after `ready()` (the usage of the
+ *   start-up itself is not compared) and then every `checkInterval`; at or above it, with no
+ *   session running, a session starts.
  * - A session lasts exactly `profilingDuration` (one timer armed at its start), uploads every
  *   `uploadRate` and once more at its end. `cpuThreshold: 0` is one session from `ready()`
  *   until `close()`, without gaps.
@@ -56,12 +57,16 @@ export interface ControllerStats {
   currentSession?: { reason: string; startedAt: string; endsAt?: string };
 }
 
+/** The first threshold check after ready: soon, but past the start-up burst. */
+export const FIRST_CHECK_DELAY_MS = 1000;
+
 /** Extra time `close()` allows past flushTimeout before it stops waiting no matter what. */
 const CLOSE_MARGIN_MS = 250;
 
 export class ProfilingController {
   private currentState: ProfilerState = 'idle';
   private checkTimer?: NodeJS.Timeout;
+  private firstCheckTimer?: NodeJS.Timeout;
   private sessionTimer?: NodeJS.Timeout;
   private uploadTimer?: NodeJS.Timeout;
   private session?: { reason: string; startedAt: number; endsAt?: number; windowStart: number };
@@ -81,16 +86,25 @@ export class ProfilingController {
     return this.currentState;
   }
 
-  /** First check now, then every checkInterval (with threshold 0: start the one session). */
+  /**
+   * At ready: with threshold 0, start the one session; otherwise take the baseline reading and
+   * make the first comparison FIRST_CHECK_DELAY_MS later (or after checkInterval if shorter),
+   * then every checkInterval. The usage of the start-up itself (loading modules, compiling) is
+   * near 100 % in every process and would always trip the threshold, so it is not compared.
+   */
   async ready(): Promise<void> {
     if (this.currentState === 'closed' || this.checkTimer) return;
+    const { cpuThreshold, checkInterval } = this.deps.options;
     // Checks run in continuous mode too: they keep cpuUsage() current.
-    this.checkTimer = setInterval(() => void this.check(), this.deps.options.checkInterval);
+    this.checkTimer = setInterval(() => void this.check(), checkInterval);
     this.checkTimer.unref();
-    if (this.deps.options.cpuThreshold === 0) {
+    if (cpuThreshold === 0) {
       this.start({ duration: Infinity, reason: 'cpuThreshold is 0 (continuous)' });
+    } else if (checkInterval > FIRST_CHECK_DELAY_MS) {
+      this.firstCheckTimer = setTimeout(() => void this.check(), FIRST_CHECK_DELAY_MS);
+      this.firstCheckTimer.unref();
     }
-    await this.check();
+    await this.deps.measureUsage().catch((error: unknown) => this.recordError('cpu_usage', 'could not read CPU usage', error));
   }
 
   /**
@@ -156,7 +170,8 @@ export class ProfilingController {
   async close(): Promise<void> {
     if (this.currentState === 'closed') return;
     clearInterval(this.checkTimer);
-    this.checkTimer = undefined;
+    clearTimeout(this.firstCheckTimer);
+    this.checkTimer = this.firstCheckTimer = undefined;
     const { flushTimeout } = this.deps.options;
     const deadline = this.now() + flushTimeout;
     const last = this.endSession('closing');

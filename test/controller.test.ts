@@ -88,22 +88,25 @@ afterEach(() => {
 });
 
 describe('threshold-triggered sessions', () => {
-  it('checks once at ready and starts nothing below the threshold', async () => {
-    const { controller, profiler, measureUsage } = setup({}, [300]);
+  it('takes a baseline at ready, checks 1 s later and every checkInterval, and starts nothing below the threshold', async () => {
+    const { controller, profiler, measureUsage } = setup({}, [1000, 300]);
     await controller.ready();
-    expect(measureUsage).toHaveBeenCalledTimes(1);
-    await jest.advanceTimersByTimeAsync(60_000);
-    expect(measureUsage).toHaveBeenCalledTimes(7);
+    expect(measureUsage).toHaveBeenCalledTimes(1); // the start-up burst (1000) is not compared
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(measureUsage).toHaveBeenCalledTimes(2);
+    await jest.advanceTimersByTimeAsync(59_000);
+    expect(measureUsage).toHaveBeenCalledTimes(8);
     expect(profiler.calls).toEqual([]);
     expect(controller.state).toBe('idle');
     await controller.close();
   });
 
   it('starts at the first check at or above the threshold and ends after exactly profilingDuration', async () => {
-    const { controller, profiler, exporter, logger } = setup({}, [100, 700, 100]);
-    await controller.ready(); // 100: nothing
+    const { controller, profiler, exporter, logger } = setup({}, [0, 100, 700, 100]);
+    await controller.ready(); // baseline
+    await jest.advanceTimersByTimeAsync(1000); // 100: nothing
     expect(controller.state).toBe('idle');
-    await jest.advanceTimersByTimeAsync(10_000); // 700: starts
+    await jest.advanceTimersByTimeAsync(9000); // at 10 s, 700: starts
     expect(controller.state).toBe('profiling');
     const startedAt = Date.now();
     expect(logger.lines.find((l) => l.msg?.includes('session started'))?.msg).toContain('CPU usage 700‰ >= cpuThreshold 700‰');
@@ -126,8 +129,11 @@ describe('threshold-triggered sessions', () => {
   it('starts a new session at the next check when usage is still high', async () => {
     const { controller, profiler } = setup({ profilingDuration: 20_000, uploadRate: 10_000 }, [900]);
     await controller.ready();
-    await jest.advanceTimersByTimeAsync(20_000); // session 1 ends at 20 s; the 20 s check may run first
-    await jest.advanceTimersByTimeAsync(10_000); // the check at 30 s starts session 2
+    await jest.advanceTimersByTimeAsync(1000); // session 1 starts at 1 s
+    expect(controller.state).toBe('profiling');
+    await jest.advanceTimersByTimeAsync(20_000); // and ends at 21 s; the check at 20 s finds it running
+    expect(controller.state).toBe('idle');
+    await jest.advanceTimersByTimeAsync(9_000); // the check at 30 s starts session 2
     expect(controller.state).toBe('profiling');
     expect(controller.stats().sessions).toBe(2);
     expect(profiler.calls.filter((c) => c === 'start')).toHaveLength(2);
@@ -242,7 +248,7 @@ describe('manual control', () => {
     measureUsage.mockRejectedValue(new Error('EACCES /proc'));
     await controller.ready();
     await jest.advanceTimersByTimeAsync(20_000);
-    expect(measureUsage).toHaveBeenCalledTimes(3);
+    expect(measureUsage).toHaveBeenCalledTimes(4); // ready, 1 s, 10 s, 20 s
     expect(controller.stats().lastError).toContain('EACCES /proc');
     await controller.close();
   });
