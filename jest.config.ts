@@ -11,7 +11,11 @@ const config: Config = {
   testTimeout: 60_000,
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: { warnOnly: false } }],
+    // cookie 2 (used by fastify.inject through light-my-request) is ESM-only: Node 20.19+ loads
+    // it with require(esm), Jest's module system cannot, so Jest gets a CommonJS copy.
+    '/node_modules/cookie/.+\\.js$': ['ts-jest', { tsconfig: { allowJs: true, module: 'commonjs' }, diagnostics: false }],
   },
+  transformIgnorePatterns: ['/node_modules/(?!cookie/)'],
 };
 
 export default config;

@@ -8,7 +8,7 @@ import { CpuUsageMeter } from './cpu-usage';
 import { ProfilerAlreadyActiveError } from './errors';
 import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
-import { RequestLabels, type LabelMode } from './labels';
+import { InvalidLabelError, RequestLabels, routeProfilingConfigProblem, type LabelMode } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
 import { EngineProfiler } from './profilers';
 import type { Exporter, ExporterStats, MinimalLogger } from './types';
@@ -159,6 +159,12 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     app.decorate('profiler', decorator);
 
     if (labelsWanted) app.addHook('onRequest', labels.onRequest);
+    // A bad `config.profiling` fails where the route is declared, not on its first request.
+    app.addHook('onRoute', (route) => {
+      const where = `config.profiling of route ${String(route.method)} ${route.url}`;
+      const problem = routeProfilingConfigProblem(where, (route.config as { profiling?: unknown } | undefined)?.profiling);
+      if (problem !== undefined) throw new InvalidLabelError(problem);
+    });
     app.addHook('onReady', async () => {
       await controller.ready();
     });

@@ -142,3 +142,26 @@ describe('package exports', () => {
     expect(required.ProfilingOptionError).toBe(ProfilingOptionError);
   });
 });
+
+describe('route config', () => {
+  it('refuses an invalid config.profiling where the route is declared', async () => {
+    const app = Fastify();
+    await app.register(profilingPlugin, valid);
+    expect(() => app.get('/pay', { config: { profiling: { labels: { 'bad-name': 'x' } } } }, async () => 'ok')).toThrow(
+      /config\.profiling of route GET \/pay\.labels: label name "bad-name"/,
+    );
+    expect(() => app.get('/x', { config: { profiling: 'off' as never } }, async () => 'ok')).toThrow(/must be false or an object/);
+    await app.close();
+  });
+
+  it('accepts profiling: false and static labels, and answers inject() requests', async () => {
+    const app = Fastify();
+    await app.register(profilingPlugin, { ...valid, cpuThreshold: 0 });
+    app.get('/health', { config: { profiling: false } }, async () => 'ok');
+    app.get('/pay', { config: { profiling: { labels: { team: 'payments' } } } }, async () => 'paid');
+    await app.ready();
+    expect((await app.inject('/health')).body).toBe('ok');
+    expect((await app.inject('/pay')).body).toBe('paid');
+    await app.close();
+  });
+});

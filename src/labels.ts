@@ -1,0 +1,238 @@
+/**
+ * Per-request labels: every CPU/wall sample taken while a request runs carries its `route`
+ * pattern and `method` (plus static and `withLabels` labels), correct across `await` under
+ * concurrency. The plugin glue calls this module; the profiler pipeline never sees requests.
+ *
+ * Lifecycle, driven by the time profiler:
+ *   detectMode() -> time.start({ ...timeProfilerOptions() }) -> activate()
+ *   ... requests (onRequest, withLabels) ...
+ *   time.stop(true, generateLabels)                     (each window)
+ *   deactivate() -> time.stop(false, generateLabels)    (end of session)
+ *
+ * When inactive the request path is one boolean check: no AsyncLocalStorage entry, no hook.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Labels } from './types';
+import { LabelCardinalityCap } from './labels/cardinality';
+import {
+  DEFAULT_MAX_LABELS_PER_SAMPLE,
+  extendLabels,
+  noDrops,
+  userLabelNameProblem,
+  type LabelSetDrops,
+} from './labels/label-set';
+import {
+  asyncContextFrameActive,
+  createPropagator,
+  labelsOfContext,
+  type ContextEngine,
+  type LabelMode,
+  type LabelPropagator,
+} from './labels/propagation';
+import { RouteLabelCache, type RouteProfilingConfig } from './labels/route-labels';
+
+export type { LabelMode } from './labels/propagation';
+export type { RouteProfilingConfig } from './labels/route-labels';
+export { OVERFLOW_VALUE } from './labels/cardinality';
+export {
+  BUILTIN_LABEL_NAMES,
+  DEFAULT_MAX_LABELS_PER_SAMPLE,
+  METHOD_LABEL,
+  NOT_FOUND_ROUTE,
+  ROUTE_LABEL,
+  routeProfilingConfigProblem,
+  validateStaticLabels,
+} from './labels/label-set';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * Profiling of this route: `false` = its samples carry no labels (health checks...);
+     * `{ labels: { team: 'payments' } }` = static labels added to its samples.
+     */
+    profiling?: RouteProfilingConfig;
+  }
+}
+
+export interface LabelOptions {
+  /** label samples with the route pattern (`route`) */
+  route: boolean;
+  /** label samples with the request method (`method`) */
+  method: boolean;
+  /** distinct values per label name per window before newcomers collapse into `(overflow)` */
+  maxLabelValues: number;
+  /** labels per sample, all sources together (default 10; see DEFAULT_MAX_LABELS_PER_SAMPLE) */
+  maxLabelsPerSample?: number;
+  /** skip detection (tests; forcing 'cped' where AsyncContextFrame is off loses every label) */
+  forceMode?: LabelMode;
+  /** the profiler's context API (tests); default @datadog/pprof's `time` */
+  engine?: ContextEngine;
+}
+
+export interface LabelStats {
+  mode?: LabelMode;
+  active: boolean;
+  /** distinct values collapsed into `(overflow)` by maxLabelValues, summed over windows */
+  overflowedValues: number;
+  /** samples carrying a collapsed value, summed over windows */
+  overflowedSamples: number;
+  /** labels not applied because the per-sample limit was reached */
+  labelsOverLimit: number;
+  /** labels not applied for an invalid name or value (route config added before the plugin, withLabels values) */
+  labelsInvalid: number;
+  /** times the engine refused a context while active (labelling then stops for the session) */
+  engineErrors: number;
+}
+
+/** Thrown by withLabels for a label name Pyroscope would refuse (a programming error). */
+export class InvalidLabelError extends TypeError {
+  readonly code = 'FST_CONTINUOUS_PROFILING_INVALID_LABEL';
+  override readonly name = 'InvalidLabelError';
+}
+
+/** Known-good names from withLabels calls, so repeated calls skip the regex; bounded. */
+const MAX_REMEMBERED_NAMES = 1024;
+
+type GenerateLabelsArgs = { node: unknown; context?: { context?: object } };
+type DoneCallback = () => void;
+
+export class RequestLabels {
+  private modeValue: LabelMode | undefined;
+  private propagator: LabelPropagator | undefined;
+  private activeValue = false;
+  private readonly maxLabels: number;
+  private readonly drops: LabelSetDrops = noDrops();
+  private readonly routes: RouteLabelCache;
+  private readonly cap: LabelCardinalityCap;
+  private readonly validNames = new Set<string>();
+
+  constructor(private readonly opts: LabelOptions) {
+    this.maxLabels = opts.maxLabelsPerSample ?? DEFAULT_MAX_LABELS_PER_SAMPLE;
+    assertPositiveInteger('maxLabelValues', opts.maxLabelValues);
+    assertPositiveInteger('maxLabelsPerSample', this.maxLabels);
+    this.routes = new RouteLabelCache(
+      { route: opts.route, method: opts.method, maxLabels: this.maxLabels },
+      this.drops,
+    );
+    this.cap = new LabelCardinalityCap(opts.maxLabelValues);
+  }
+
+  get active(): boolean {
+    return this.activeValue;
+  }
+
+  get mode(): LabelMode | undefined {
+    return this.modeValue;
+  }
+
+  /** CPED when AsyncContextFrame is really active (asked of the engine), else async-hooks. Memoized. */
+  detectMode(): LabelMode {
+    this.modeValue ??= this.opts.forceMode ?? (asyncContextFrameActive() ? 'cped' : 'async-hooks');
+    return this.modeValue;
+  }
+
+  /** What time.start must be given for labels to work in the detected mode. */
+  timeProfilerOptions(): { withContexts: true; useCPED: boolean } {
+    return { withContexts: true, useCPED: this.detectMode() === 'cped' };
+  }
+
+  /** Right after time.start() succeeded: requests from now on get labels. */
+  activate(): void {
+    if (this.activeValue) return;
+    this.propagator ??= createPropagator(this.detectMode(), this.opts.engine);
+    this.propagator.enable();
+    this.cap.resetWindow();
+    this.activeValue = true;
+  }
+
+  /** Right before time.stop(false): no engine call happens after this returns. */
+  deactivate(): void {
+    if (!this.activeValue) return;
+    this.activeValue = false;
+    this.propagator?.disable();
+  }
+
+  /**
+   * Forget the distinct values counted so far. Not required: a window is detected as one
+   * synchronous time.stop() call; this is for callers that want their own boundaries.
+   */
+  resetWindow(): void {
+    this.cap.resetWindow();
+  }
+
+  /** For time.stop(restart, generateLabels): a sample's context as its (capped) string labels. */
+  readonly generateLabels = (args: GenerateLabelsArgs): Record<string, string> =>
+    this.cap.apply(labelsOfContext(args.context?.context)) as Record<string, string>;
+
+  /** Fastify callback-style onRequest hook: runs the rest of the request inside its labels. */
+  readonly onRequest = (request: FastifyRequest, _reply: FastifyReply, done: DoneCallback): void => {
+    if (!this.activeValue) {
+      done();
+      return;
+    }
+    const labels = this.requestLabels(request);
+    if (labels === undefined || this.propagator === undefined) {
+      done();
+      return;
+    }
+    this.propagator.run(labels, done);
+  };
+
+  /**
+   * Runs `fn` with `labels` added to the current ones, for `fn` and everything it awaits; the
+   * outer labels apply again afterwards. Names are checked even when no session runs, so a bad
+   * name fails in development rather than the day profiling switches on: InvalidLabelError.
+   * Values are sanitized (forbidden characters replaced, cut to Pyroscope's limit); values
+   * that are not strings/numbers/booleans, or empty, are skipped and counted.
+   */
+  withLabels<T>(labels: Record<string, string>, fn: () => T): T {
+    this.assertLabelNames(labels);
+    const propagator = this.propagator;
+    if (!this.activeValue || propagator === undefined) return fn();
+    const merged = extendLabels(propagator.current(), labels, this.maxLabels, this.drops);
+    return propagator.run(merged, fn);
+  }
+
+  stats(): LabelStats {
+    const cap = this.cap.stats();
+    return {
+      mode: this.modeValue,
+      active: this.activeValue,
+      overflowedValues: cap.overflowedValues,
+      overflowedSamples: cap.overflowedSamples,
+      labelsOverLimit: this.drops.overLimit,
+      labelsInvalid: this.drops.invalidNames + this.drops.invalidValues,
+      engineErrors: this.propagator?.engineErrors ?? 0,
+    };
+  }
+
+  private requestLabels(request: FastifyRequest): Labels | undefined {
+    try {
+      return this.routes.labelsFor(request);
+    } catch {
+      // A request object without routeOptions (foreign decorators, tests): serve it unlabelled.
+      this.drops.invalidValues++;
+      return undefined;
+    }
+  }
+
+  private assertLabelNames(labels: Record<string, string>): void {
+    if (labels === null || typeof labels !== 'object') {
+      throw new InvalidLabelError(`withLabels: labels must be an object of label names to string values, received ${String(labels)}`);
+    }
+    for (const name of Object.keys(labels)) {
+      if (this.validNames.has(name)) continue;
+      const problem = userLabelNameProblem(name);
+      if (problem !== undefined) {
+        throw new InvalidLabelError(`withLabels: label name ${JSON.stringify(name)} ${problem}`);
+      }
+      if (this.validNames.size < MAX_REMEMBERED_NAMES) this.validNames.add(name);
+    }
+  }
+}
+
+function assertPositiveInteger(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new RangeError(`labels: ${name} must be a positive integer, received ${String(value)}`);
+  }
+}
