@@ -1,0 +1,124 @@
+/**
+ * Reads profile files (as the file exporter writes them, or any pprof file) into a report:
+ * the names choose the files (the CPU profiles), the contents the sample type (cpu, else wall,
+ * else samples).
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { Profile } from 'pprof-format';
+import { parseProfileFileName, type ProfileFileName } from '../exporters/file';
+import { ReportBuilder, type BuildOptions, type ReportData, type SkippedProfile } from './aggregate';
+
+/** A problem with the report's input the user must fix (missing directory, no profiles). */
+export class ReportInputError extends Error {
+  override name = 'ReportInputError';
+}
+
+const PROFILE_EXTENSIONS = ['.pb.gz', '.pprof', '.pb'];
+
+function isProfileFileName(name: string): boolean {
+  // Hidden files include the exporter's temporary files.
+  return !name.startsWith('.') && PROFILE_EXTENSIONS.some((ext) => name.endsWith(ext));
+}
+
+/** Profile files named by `inputs`: directories are listed (not recursively), files taken as given. */
+export async function listProfileFiles(inputs: readonly string[]): Promise<string[]> {
+  if (inputs.length === 0) throw new ReportInputError('no input: give a directory of *.pb.gz profile files');
+  const files: string[] = [];
+  for (const input of inputs) {
+    let stat;
+    try {
+      stat = await fsp.stat(input);
+    } catch {
+      throw new ReportInputError(`${input}: no such file or directory (expected a directory of *.pb.gz profile files)`);
+    }
+    if (stat.isDirectory()) {
+      const names = (await fsp.readdir(input)).filter(isProfileFileName).sort();
+      files.push(...names.map((name) => path.join(input, name)));
+    } else {
+      files.push(input);
+    }
+  }
+  return files;
+}
+
+/** Decodes a pprof file's bytes, gzipped (as written by the exporter) or not. */
+export function decodeProfile(bytes: Uint8Array): Profile {
+  const gzipped = bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+  return Profile.decode(gzipped ? gunzipSync(bytes) : bytes);
+}
+
+export async function readProfileFile(file: string): Promise<Profile> {
+  return decodeProfile(await fsp.readFile(file));
+}
+
+interface NamedFile {
+  file: string;
+  name: ProfileFileName | undefined;
+}
+
+/** Which profile kind carries the report's sample type, best first (heap never does). */
+const KIND_PREFERENCE = ['cpu', 'wall'];
+
+export interface FileSelection {
+  use: NamedFile[];
+  skipped: SkippedProfile[];
+}
+
+/**
+ * Which files to read. When the exporter's names say which files are the CPU profiles, only
+ * those (a wall profile may carry CPU time too and must not be counted twice; heap profiles
+ * have none); else the wall profiles. Files with other names are read and judged by content.
+ */
+export function selectFiles(files: readonly string[]): FileSelection {
+  const named = files.map((file) => ({ file, name: parseProfileFileName(path.basename(file)) }));
+  const kinds = new Set(named.map((n) => n.name?.kind));
+  const kind = KIND_PREFERENCE.find((k) => kinds.has(k));
+  const use: NamedFile[] = [];
+  const skipped: SkippedProfile[] = [];
+  for (const n of named) {
+    if (kind !== undefined && n.name && n.name.kind !== kind) {
+      skipped.push({ source: n.file, reason: `a ${n.name.kind} profile; the report reads the ${kind} profiles` });
+    } else {
+      use.push(n);
+    }
+  }
+  return { use, skipped };
+}
+
+function unreadableReason(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return 'deleted while the report ran (rotated by the exporter?)';
+  return `not a readable pprof profile: ${err instanceof Error ? err.message : String(err)}`;
+}
+
+/**
+ * The report of the profile files in `inputs` (directories or files). Each file is decoded once
+ * and only its call trees are kept, so memory holds one decoded profile at a time.
+ * Throws ReportInputError when an input is missing or no file holds a usable profile.
+ */
+export async function loadReport(inputs: readonly string[], options: BuildOptions = {}): Promise<ReportData> {
+  const files = await listProfileFiles(inputs);
+  if (files.length === 0) {
+    throw new ReportInputError(`${inputs.join(', ')}: no profile files (*.pb.gz) found; is this the plugin's outputDir?`);
+  }
+  const selection = selectFiles(files);
+  const skipped = [...selection.skipped];
+  const builder = new ReportBuilder();
+  for (const { file, name } of selection.use) {
+    try {
+      builder.add(await readProfileFile(file), file, name?.appName);
+    } catch (err) {
+      skipped.push({ source: file, reason: unreadableReason(err) });
+    }
+  }
+  const report = builder.build(options);
+  skipped.push(...report.skipped);
+  skipped.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
+  if (report.profileCount === 0) {
+    const why = skipped.slice(0, 3).map((s) => `  ${s.source}: ${s.reason}`).join('\n');
+    throw new ReportInputError(`${inputs.join(', ')}: none of the ${files.length} profile files could be used:\n${why}`);
+  }
+  return { ...report, skipped };
+}

@@ -1,0 +1,136 @@
+/**
+ * The report as text for a terminal: a summary of the routes, then per route its hottest
+ * functions with their share of the route and of the whole.
+ */
+import type { FunctionRow, ReportData, RouteReport } from './aggregate';
+
+type Align = 'left' | 'right';
+
+/** Aligned columns separated by two spaces, no trailing blanks. */
+export function renderColumns(header: readonly string[], rows: readonly (readonly string[])[], align: readonly Align[]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, col) => Math.max(...all.map((row) => (row[col] ?? '').length)));
+  return all
+    .map((row) =>
+      row
+        .map((cell, col) => (align[col] === 'right' ? cell.padStart(widths[col]!) : cell.padEnd(widths[col]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** `12.3%`: one decimal, enough to rank functions without false precision. */
+export function formatShare(share: number): string {
+  return `${(share * 100).toFixed(1)}%`;
+}
+
+/** A value in its unit, scaled for reading: nanoseconds as ms or s, bytes as KiB/MiB. */
+export function formatValue(value: number, unit: string): string {
+  if (unit === 'nanoseconds') {
+    if (value >= 1e9) return `${(value / 1e9).toFixed(2)} s`;
+    if (value >= 1e6) return `${(value / 1e6).toFixed(1)} ms`;
+    return `${(value / 1e3).toFixed(0)} us`;
+  }
+  if (unit === 'bytes') {
+    if (value >= 1024 * 1024) return `${(value / 1024 / 1024).toFixed(1)} MiB`;
+    if (value >= 1024) return `${(value / 1024).toFixed(1)} KiB`;
+    return `${value} B`;
+  }
+  return String(value);
+}
+
+const SAMPLE_TYPE_TITLES: Readonly<Record<string, string>> = {
+  cpu: 'CPU time',
+  wall: 'Wall time',
+  samples: 'Samples',
+  sample: 'Samples',
+};
+
+export function sampleTypeTitle(type: string): string {
+  return SAMPLE_TYPE_TITLES[type] ?? type;
+}
+
+/** `2026-11-26 07:00:00Z` */
+function formatTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+/** One line: what was measured, from what, over which time. */
+export function describeReport(report: ReportData, withAppNames = true): string {
+  const { type, unit } = report.sampleType;
+  const apps = withAppNames && report.appNames.length > 0 ? `${report.appNames.join(', ')}: ` : '';
+  const profiles = `${report.profileCount} profile${report.profileCount === 1 ? '' : 's'}`;
+  const range = report.startMs !== undefined && report.endMs !== undefined
+    ? `, ${formatTime(report.startMs)} to ${formatTime(report.endMs)}`
+    : '';
+  return `${apps}${sampleTypeTitle(type)} (sample type '${type}'${unit ? `, ${unit}` : ''}) from ${profiles}${range}; total ${formatValue(report.total, unit)}`;
+}
+
+function routeSummary(report: ReportData): string {
+  const unit = report.sampleType.unit;
+  const rows = report.routes.map((r) => [r.route, formatValue(r.total, unit), formatShare(r.share), hottestName(r)]);
+  return renderColumns(['Route', sampleTypeTitle(report.sampleType.type), 'Share', 'Hottest function (self)'], rows, [
+    'left',
+    'right',
+    'right',
+    'left',
+  ]);
+}
+
+function hottestName(route: RouteReport): string {
+  let best: FunctionRow | undefined;
+  for (const f of route.functions) if (!best || f.self > best.self) best = f;
+  return best?.name ?? '-';
+}
+
+function routeTable(report: ReportData, route: RouteReport): string {
+  const unit = report.sampleType.unit;
+  const what = sampleTypeTitle(report.sampleType.type);
+  const heading = `${route.route}: ${formatValue(route.total, unit)}, ${formatShare(route.share)} of all ${what}; top ${report.top} functions by ${report.sortBy} time`;
+  const rows = route.functions.map((f) => [
+    formatValue(f.self, unit),
+    formatShare(f.selfShareOfRoute),
+    formatShare(f.selfShareOfAll),
+    formatValue(f.total, unit),
+    formatShare(f.totalShareOfRoute),
+    f.name,
+    f.location || '-',
+  ]);
+  const table = renderColumns(
+    ['Self', '% route', '% all', 'Total', '% route', 'Function', 'Location'],
+    rows,
+    ['right', 'right', 'right', 'right', 'right', 'left', 'left'],
+  );
+  return `${heading}\n${indent(table)}`;
+}
+
+/** Inputs not used, one line per reason (a recording has many wall and heap files). */
+function skippedSummary(report: ReportData): string {
+  const n = report.skipped.length;
+  if (n === 0) return '';
+  const byReason = new Map<string, { count: number; example: string }>();
+  for (const s of report.skipped) {
+    const entry = byReason.get(s.reason);
+    if (entry) entry.count += 1;
+    else byReason.set(s.reason, { count: 1, example: s.source });
+  }
+  const lines = [...byReason.entries()].map(([reason, { count, example }]) =>
+    count === 1 ? `  ${example}: ${reason}` : `  ${count} files (e.g. ${example}): ${reason}`,
+  );
+  return `${n} input${n === 1 ? '' : 's'} not used:\n${lines.join('\n')}`;
+}
+
+function indent(text: string): string {
+  return text.split('\n').map((line) => `  ${line}`).join('\n');
+}
+
+/** The whole report as terminal text. */
+export function formatTable(report: ReportData): string {
+  const parts = [describeReport(report), routeSummary(report)];
+  if (report.hiddenRoutes > 0) parts.push(`(${report.hiddenRoutes} other route${report.hiddenRoutes === 1 ? '' : 's'} not shown)`);
+  for (const route of report.routes) parts.push(routeTable(report, route));
+  const skipped = skippedSummary(report);
+  if (skipped) parts.push(skipped);
+  return `${parts.join('\n\n')}\n`;
+}
