@@ -12,7 +12,8 @@
  *
  * Nothing here ever throws into the host: timer callbacks catch, count and log.
  * Window handling is serialized on one promise chain, so a manual `stop()` racing a scheduled
- * upload (where @pyroscope/nodejs breaks) simply runs after it.
+ * upload (where @pyroscope/nodejs breaks) simply runs after it. The engine itself stops at once
+ * (only the last window's encoding waits on the chain), so `start()` right after works.
  */
 import type { CollectedWindow, SessionProfiler, Window } from './profilers';
 import type { EncodedProfile, Exporter, MinimalLogger } from './types';
@@ -214,9 +215,13 @@ export class ProfilingController {
     this.sessionTimer = this.uploadTimer = undefined;
     this.session = undefined;
     this.currentState = 'idle';
+    // The engine stops now, not when the window chain gets here: once state says 'idle', a
+    // start() (manual, or a threshold check landing right after the session ended) must find
+    // the engine free, not "already started" behind a window still being encoded.
+    const window = this.nextWindow(session);
+    const stopped = stopNow(this.deps.profiler, window);
     return this.enqueue(async () => {
-      const window = this.nextWindow(session);
-      const collected = await this.deps.profiler.stop(window);
+      const collected = await stopped;
       this.ship(collected);
       this.deps.logger.info(
         { reason: why, lasted: formatDuration(window.endMs - session.startedAt) },
@@ -264,6 +269,21 @@ export class ProfilingController {
     if (suppressed === undefined) return;
     this.deps.logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, message);
   }
+}
+
+/**
+ * Stops the profiler synchronously; its encoding goes on in the returned promise. A throw becomes
+ * a rejection that is marked handled here (the window chain awaits and counts it later).
+ */
+function stopNow(profiler: SessionProfiler, window: Window): Promise<CollectedWindow> {
+  let stopped: Promise<CollectedWindow>;
+  try {
+    stopped = profiler.stop(window);
+  } catch (error) {
+    stopped = Promise.reject(error);
+  }
+  stopped.catch(() => undefined);
+  return stopped;
 }
 
 /** Resolves when `work` settles or after `ms`, whichever comes first; never rejects. */

@@ -93,8 +93,8 @@ function createExporters(o: ResolvedOptions, logger: MinimalLogger): Exporter[] 
   return exporters;
 }
 
-function sumExporterStats(exporters: readonly Exporter[]): Pick<ProfilerStats, 'uploadsOk' | 'uploadsFailed' | 'bytesSent' | 'dropped' | 'pending' | 'exporters'> {
-  const total = { uploadsOk: 0, uploadsFailed: 0, bytesSent: 0, dropped: 0, pending: 0, exporters: {} as Record<string, ExporterStats> };
+function sumExporterStats(exporters: readonly Exporter[]): Pick<ProfilerStats, 'uploadsOk' | 'uploadsFailed' | 'bytesSent' | 'dropped' | 'pending' | 'exporters' | 'lastError'> {
+  const total = { uploadsOk: 0, uploadsFailed: 0, bytesSent: 0, dropped: 0, pending: 0, exporters: {} as Record<string, ExporterStats>, lastError: undefined as string | undefined };
   for (const exporter of exporters) {
     const s = exporter.stats();
     total.uploadsOk += s.uploadsOk;
@@ -103,6 +103,8 @@ function sumExporterStats(exporters: readonly Exporter[]): Pick<ProfilerStats, '
     total.dropped += s.dropped;
     total.pending += s.pending;
     total.exporters[exporter.name] = s;
+    // an upload failure is a last error too (already scrubbed of credentials by the exporter)
+    if (s.lastError !== undefined) total.lastError ??= `${exporter.name}: ${s.lastError}`;
   }
   return total;
 }
@@ -144,14 +146,19 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
       cpuUsage: () => usage.last,
       start: (startOptions) => controller.start(startOptions),
       stop: () => controller.stop(),
-      stats: () => ({
-        enabled: true,
-        cpuUsage: usage.last,
-        labelMode: labels.mode,
-        labelValuesOverflowed: labels.stats().overflowedValues,
-        ...controller.stats(),
-        ...sumExporterStats(exporters),
-      }),
+      stats: () => {
+        const engine = controller.stats();
+        const exported = sumExporterStats(exporters);
+        return {
+          enabled: true,
+          cpuUsage: usage.last,
+          labelMode: labels.mode,
+          labelValuesOverflowed: labels.stats().overflowedValues,
+          ...engine,
+          ...exported,
+          lastError: engine.lastError ?? exported.lastError,
+        };
+      },
       withLabels: (extra, fn) => labels.withLabels(extra, fn),
       // JSON.stringify(app.profiler) shows the stats, never the options (credentials)
       toJSON: () => decorator.stats(),

@@ -37,9 +37,12 @@ export class HeapProfiler {
   /** The last snapshot, then the sampler is stopped. */
   stop(): WindowProfile[] {
     if (!this.started) return [];
-    const last = this.collect();
-    heap.stop();
-    this.started = false;
-    return last;
+    try {
+      return this.collect();
+    } finally {
+      // stopped even when the snapshot failed: a sampler nobody owns would refuse the next start
+      heap.stop();
+      this.started = false;
+    }
   }
 }

@@ -69,8 +69,14 @@ export class EngineProfiler implements SessionProfiler {
   }
 
   stop(window: Window): Promise<CollectedWindow> {
-    const captured = [...(this.time?.stop() ?? []), ...(this.heap?.stop() ?? [])];
-    return encodeWindow(captured, window);
+    let timeProfiles: WindowProfile[];
+    try {
+      timeProfiles = this.time?.stop() ?? [];
+    } catch (error) {
+      this.heap?.stop(); // both samplers stop even when one throws
+      throw error;
+    }
+    return encodeWindow([...timeProfiles, ...(this.heap?.stop() ?? [])], window);
   }
 }
 

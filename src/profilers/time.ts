@@ -48,21 +48,59 @@ export class TimeProfiler {
       // line numbers cannot be combined with contexts (engine notes)
       lineNumbers: false,
     });
-    labeler?.activate();
+    try {
+      labeler?.activate();
+    } catch (error) {
+      // the caller sees a failed start: it must not leave an engine running that nobody stops
+      time.stop(false);
+      throw error;
+    }
   }
 
   /** The window since the last call, and sampling goes on. */
   collect(): WindowProfile[] {
-    const profile = time.stop(true, this.options.labeler?.generateLabels);
-    return this.views(profile);
+    return this.views(this.stopEngine(true));
   }
 
   /** The last window, and the profiler is released. Labels stop first: setContext throws once stopped. */
   stop(): WindowProfile[] {
     if (!time.isStarted()) return [];
-    this.options.labeler?.deactivate();
-    const profile = time.stop(false, this.options.labeler?.generateLabels);
+    let profile: Profile;
+    try {
+      this.options.labeler?.deactivate();
+    } finally {
+      // released even when deactivate threw (its error then goes on up)
+      profile = this.stopEngine(false);
+    }
     return this.views(profile);
+  }
+
+  /**
+   * `time.stop` with a generateLabels that cannot throw. A throw inside the engine's stop(false)
+   * comes after V8 stopped but before @datadog/pprof forgets it: the engine then says "already
+   * started" to every start and "not started" to every stop, for the life of the process.
+   * A labelling failure is thrown here instead, once the engine is in a sane state.
+   */
+  private stopEngine(restart: boolean): Profile {
+    const generateLabels = this.options.labeler?.generateLabels;
+    let failure: { error: unknown } | undefined;
+    const safeLabels: SampleLabeler['generateLabels'] | undefined =
+      generateLabels &&
+      ((args) => {
+        if (failure !== undefined) return {};
+        try {
+          return generateLabels(args);
+        } catch (error) {
+          failure = { error };
+          return {};
+        }
+      });
+    const profile = time.stop(restart, safeLabels);
+    if (failure !== undefined) {
+      const reason = failure.error instanceof Error ? failure.error.message : String(failure.error);
+      throw new Error(`sample labels could not be generated: ${reason}`);
+    }
+    return profile;
   }
 
   private views(profile: Profile): WindowProfile[] {
