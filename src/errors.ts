@@ -15,7 +15,21 @@ const MAX_VALUE_REPR = 100;
  */
 export function describeValue(option: string, value: unknown): string {
   if (SECRET_OPTION.test(option)) return "'***'";
-  return truncate(maskUrlUserinfo(rawRepr(value)), MAX_VALUE_REPR);
+  return truncate(escapeInvisible(maskUrlUserinfo(rawRepr(value))), MAX_VALUE_REPR);
+}
+
+/**
+ * An option name as typed by the user (`headers.<key>` carries a user key): single line,
+ * invisible characters escaped, cut.
+ */
+export function describeOptionName(option: string): string {
+  return truncate(escapeInvisible(option), MAX_VALUE_REPR);
+}
+
+/** JSON.stringify leaves DEL, C1 controls and the line/paragraph separators raw: escape them. */
+function escapeInvisible(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function rawRepr(value: unknown): string {
@@ -62,7 +76,7 @@ export class ProfilingOptionError extends Error {
   readonly option: string;
 
   constructor(option: string, value: unknown, expected: string) {
-    super(`Invalid option "${option}": got ${describeValue(option, value)}; expected ${expected}`);
+    super(`Invalid option "${describeOptionName(option)}": got ${describeValue(option, value)}; expected ${expected}`);
     this.name = 'ProfilingOptionError';
     this.option = option;
   }

@@ -151,6 +151,9 @@ export const ENV_VARIABLES = {
  */
 const RESERVED_USER_LABELS = 4;
 
+/** Pyroscope stores the app name as the `service_name` label; keep it well inside the label value limit. */
+const MAX_APP_NAME_LENGTH = 512;
+
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -181,17 +184,18 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
       );
     }
   }
-  if (appName !== undefined && !APP_NAME_PATTERN.test(appName)) {
-    throw new ProfilingOptionError('appName', appName, 'a non-empty name of letters, digits, "_", ".", "-" and "/"');
+  if (appName !== undefined && (!APP_NAME_PATTERN.test(appName) || appName.length > MAX_APP_NAME_LENGTH)) {
+    throw new ProfilingOptionError('appName', appName, `a name of 1 to ${MAX_APP_NAME_LENGTH} letters, digits, "_", ".", "-" and "/"`);
   }
-  if (outputDir !== undefined && outputDir.trim() === '') {
-    throw new ProfilingOptionError('outputDir', outputDir, 'a non-empty directory path');
+  // eslint-disable-next-line no-control-regex
+  if (outputDir !== undefined && (outputDir.trim() === '' || outputDir.length > 4096 || /[\u0000-\u001f]/.test(outputDir))) {
+    throw new ProfilingOptionError('outputDir', outputDir, 'a directory path of 1 to 4096 characters without control characters');
   }
 
-  const authToken = fromEnv('authToken');
-  const basicAuthUser = fromEnv('basicAuthUser');
-  const basicAuthPassword = fromEnv('basicAuthPassword');
-  const tenantID = fromEnv('tenantID');
+  const authToken = headerSafe('authToken', fromEnv('authToken'));
+  const basicAuthUser = headerSafe('basicAuthUser', fromEnv('basicAuthUser'), { char: ':', why: 'a user name without ":" (basic auth separates user and password with it)' });
+  const basicAuthPassword = headerSafe('basicAuthPassword', fromEnv('basicAuthPassword'));
+  const tenantID = headerSafe('tenantID', fromEnv('tenantID'));
   if (authToken !== undefined && (basicAuthUser !== undefined || basicAuthPassword !== undefined)) {
     throw new ProfilingOptionError('authToken', authToken, 'either authToken or basicAuthUser/basicAuthPassword, not both');
   }
@@ -199,20 +203,21 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     const missing = basicAuthUser === undefined ? 'basicAuthUser' : 'basicAuthPassword';
     throw new ProfilingOptionError(missing, undefined, 'basicAuthUser and basicAuthPassword to be given together');
   }
-  const allowInsecureAuth = input.allowInsecureAuth ?? false;
-  const hasCredentials = authToken !== undefined || basicAuthUser !== undefined;
-  if (serverAddress !== undefined && !allowInsecureAuth) {
-    const problem = insecureAuthProblem(serverAddress, hasCredentials);
-    if (problem !== undefined) {
-      throw new ProfilingOptionError('serverAddress', serverAddress, `${problem}; use https, or set allowInsecureAuth: true`);
-    }
-  }
-
   const headers = { ...(input.headers ?? {}) };
   for (const name of Object.keys(headers)) {
     if (!HEADER_NAME.test(name)) throw new ProfilingOptionError(`headers.${name}`, name, 'a valid HTTP header name');
     if (/[\r\n\0]/.test(headers[name])) {
       throw new ProfilingOptionError(`headers.${name}`, headers[name], 'a header value without line breaks');
+    }
+  }
+
+  const allowInsecureAuth = input.allowInsecureAuth ?? false;
+  const hasCredentials =
+    authToken !== undefined || basicAuthUser !== undefined || Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
+  if (serverAddress !== undefined && !allowInsecureAuth) {
+    const problem = insecureAuthProblem(serverAddress, hasCredentials);
+    if (problem !== undefined) {
+      throw new ProfilingOptionError('serverAddress', serverAddress, `${problem}; use https, or set allowInsecureAuth: true`);
     }
   }
 
@@ -299,6 +304,13 @@ function checkShape(raw: unknown): ProfilingOptions {
   // Fastify hands plugins a copy that may carry `undefined` for omitted keys: treat as absent.
   const cleaned: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(raw)) if (value !== undefined) cleaned[key] = value;
+  // A Map, Date or class instance passes a structural check as `{}`: it would be silently empty.
+  for (const key of OBJECT_OPTIONS) {
+    const value = cleaned[key];
+    if (value !== undefined && !isPlainObject(value)) {
+      throw new ProfilingOptionError(key, value, (known[key] as TSchema & { expected: string }).expected);
+    }
+  }
 
   const first = Value.Errors(OptionsSchema, cleaned).First();
   if (first) {
@@ -310,6 +322,25 @@ function checkShape(raw: unknown): ProfilingOptions {
     throw new ProfilingOptionError(option, value, schema?.expected ?? first.message);
   }
   return cleaned as ProfilingOptions;
+}
+
+const OBJECT_OPTIONS = ['headers', 'tags', 'profileTypes', 'labels'] as const;
+
+function isPlainObject(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Credentials and tenant go into HTTP headers: a control character would break every upload. */
+function headerSafe(option: string, value: string | undefined, extra?: { char: string; why: string }): string | undefined {
+  if (value === undefined) return undefined;
+  // eslint-disable-next-line no-control-regex
+  if (value === '' || /[\u0000-\u001f\u007f]/.test(value)) {
+    throw new ProfilingOptionError(option, value, 'a non-empty string without control characters (it is sent in an HTTP header)');
+  }
+  if (extra && value.includes(extra.char)) throw new ProfilingOptionError(option, value, extra.why);
+  return value;
 }
 
 function integerIn(option: string, value: number, min: number, max: number): number {

@@ -17,7 +17,7 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import profilingPlugin from '../src';
-import { ProfilingOptionError } from '../src/errors';
+import { ProfilingOptionError, describeOptionName } from '../src/errors';
 import { OptionsSchema } from '../src/options';
 import { refusedUrl } from './helpers/ingest-stand-in';
 import { heapSamplerRunning, seededRandom, sleep, timeProfilerRunning } from './fixtures/host-safety-helpers';
@@ -345,7 +345,7 @@ function refusalProblems(option: string, error: unknown): string[] {
   const named = error.option;
   const related = named === option || named.startsWith(`${option}.`) || (PARTNERS[option] ?? []).includes(named);
   if (!related) problems.push(`the error names option "${named}", not "${option}": ${error.message.slice(0, 200)}`);
-  if (!error.message.startsWith(`Invalid option "${named}"`)) problems.push(`message does not start with the option: ${error.message.slice(0, 100)}`);
+  if (!error.message.startsWith(`Invalid option "${describeOptionName(named)}"`)) problems.push(`message does not start with the option: ${error.message.slice(0, 100)}`);
   if (CONTROL.test(error.message)) problems.push(`message has control characters (log injection): ${JSON.stringify(error.message.slice(0, 120))}`);
   if (error.message.length > MAX_MESSAGE_LENGTH) problems.push(`message is ${error.message.length} characters long`);
   return problems;

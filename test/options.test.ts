@@ -194,3 +194,23 @@ describe('resolveOptions: every rejection names the option, the value and what i
     expect(Object.keys(resolveOptions({ ...base, tags, labels: { route: false, method: false } }, noEnv).tags)).toHaveLength(22);
   });
 });
+
+describe('resolveOptions: values that would break uploads or hide mistakes', () => {
+  it.each<[string, Record<string, unknown>, RegExp]>([
+    ['a token with a line break', { ...base, authToken: 'a\nb' }, /"authToken".*without control characters/],
+    ['a user with a colon', { ...base, basicAuthUser: 'a:b', basicAuthPassword: 'p' }, /"basicAuthUser".*without ":"/],
+    ['a tenant with NUL', { ...base, tenantID: 't\u0000' }, /"tenantID".*without control characters/],
+    ['a 10 kB app name', { ...base, appName: 'a'.repeat(10_000) }, /"appName".*1 to 512/],
+    ['a Map for tags', { ...base, tags: new Map([['a', 'b']]) }, /"tags".*an object of tag names/],
+    ['an outputDir with NUL', { appName: 'greet', outputDir: '/tmp/a\u0000b' }, /"outputDir".*without control characters/],
+    ['an Authorization header over plain http to a remote host', { ...base, serverAddress: 'http://pyro.example.com', headers: { Authorization: 'Bearer x' } }, /"serverAddress".*allowInsecureAuth/],
+  ])('%s', (_name, raw, message) => {
+    expect(errorFor(raw).message).toMatch(message);
+  });
+
+  it('escapes invisible characters in option names and values', () => {
+    const e = errorFor({ ...base, headers: { 'x\ny': 'v' } });
+    expect(e.message).toContain('Invalid option "headers.x\\u000ay"');
+    expect(errorFor({ ...base, appName: 'a\u007fb' }).message).toContain('"a\\u007fb"');
+  });
+});
