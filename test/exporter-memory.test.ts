@@ -266,7 +266,8 @@ if (process.env.FCP_SOAK_CHILD === '1') {
 
     test.each(['refuse', 'hang'] as const)('%s: close() keeps its deadline and releases timers and sockets', (mode) => {
       const r = results.find((x) => x.mode === mode) as SoakResult;
-      expect(r.closeRealMs).toBeLessThan(r.closeBudgetRealMs + 5_000); // generous: CI machines stall; a hung close never ends
+      // generous: a loaded CI machine stalls this child for seconds (seen: 6 s at load 10); a hung close never ends
+      expect(r.closeRealMs).toBeLessThan(r.closeBudgetRealMs + 20_000);
       expect(r.openConnectionsAfterClose).toBe(0);
       expect(r.leftoverResources).toEqual([]);
     });
