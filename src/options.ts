@@ -9,7 +9,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parseDuration } from './duration';
 import { ProfilingOptionError } from './errors';
-import { insecureAuthProblem } from './exporters/pyroscope';
+import { insecureAuthProblem, parseHttpUrl } from './exporters/pyroscope';
 import {
   APP_NAME_PATTERN,
   MAX_SERIES_LABELS,
@@ -362,15 +362,7 @@ function durationIn(option: string, value: number | string, minMs: number, maxMs
 
 function normalizeServerAddress(address: string | undefined): string | undefined {
   if (address === undefined) return undefined;
-  let url: URL;
-  try {
-    url = new URL(address);
-  } catch {
-    throw new ProfilingOptionError('serverAddress', address, 'an http:// or https:// URL such as "http://localhost:4040"');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ProfilingOptionError('serverAddress', address, 'an http:// or https:// URL such as "http://localhost:4040"');
-  }
+  const url = parseHttpUrl(address);
   if (url.username || url.password) {
     throw new ProfilingOptionError('serverAddress', `${url.protocol}//***@${url.host}`, 'a URL without credentials: use basicAuthUser/basicAuthPassword or authToken');
   }

@@ -564,7 +564,7 @@ describe('credentials never leak', () => {
     }
     expect(error).toBeInstanceOf(ProfilingOptionError);
     expect(String((error as Error).message)).toBe(
-      'Invalid option "serverAddress": got "ftp://***@example.com"; expected an http:// or https:// URL',
+      'Invalid option "serverAddress": got "ftp://***@example.com"; expected an http:// or https:// URL such as "http://localhost:4040"',
     );
   });
 });

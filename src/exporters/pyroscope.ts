@@ -103,16 +103,22 @@ interface IngestEndpoint {
   userinfo?: { user: string; password: string };
 }
 
-function parseEndpoint(serverAddress: string): IngestEndpoint {
-  let url: URL;
+/** `serverAddress` as a URL; refused unless it is http or https. Shared with the options check. */
+export function parseHttpUrl(serverAddress: string): URL {
+  let url: URL | undefined;
   try {
     url = new URL(serverAddress);
   } catch {
-    throw new ProfilingOptionError('serverAddress', serverAddress, 'an http:// or https:// URL');
+    url = undefined;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ProfilingOptionError('serverAddress', serverAddress, 'an http:// or https:// URL');
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new ProfilingOptionError('serverAddress', serverAddress, 'an http:// or https:// URL such as "http://localhost:4040"');
   }
+  return url;
+}
+
+function parseEndpoint(serverAddress: string): IngestEndpoint {
+  const url = parseHttpUrl(serverAddress);
   const userinfo =
     url.username !== '' || url.password !== ''
       ? { user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) }
