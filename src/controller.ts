@@ -16,7 +16,7 @@
  * (only the last window's encoding waits on the chain), so `start()` right after works.
  */
 import type { CollectedWindow, SessionProfiler, Window } from './profilers';
-import type { EncodedProfile, Exporter, MinimalLogger } from './types';
+import type { Exporter, MinimalLogger } from './types';
 import { LogLimiter } from './log-limiter';
 import { formatDuration } from './duration';
 
@@ -243,7 +243,7 @@ export class ProfilingController {
     if (collected.foldedSamples > 0) {
       this.logRateLimited('samples_folded', 'warn', { folded: collected.foldedSamples }, 'continuous profiling: a profile exceeded Pyroscope\'s 16,000 samples; the smallest stacks were folded into "(other stacks)"');
     }
-    const profiles: EncodedProfile[] = collected.profiles;
+    const { profiles } = collected;
     this.counters.profilesCollected += profiles.length;
     if (profiles.length === 0) return;
     for (const exporter of this.deps.exporters) void exporter.export(profiles);

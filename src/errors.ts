@@ -94,14 +94,3 @@ export class ProfilerAlreadyActiveError extends Error {
   }
 }
 
-/** An upload to the profile store failed. `status` is the HTTP status when the server answered. */
-export class UploadError extends Error {
-  readonly code = 'FST_CONTINUOUS_PROFILING_UPLOAD_FAILED';
-  readonly status?: number;
-
-  constructor(message: string, status?: number) {
-    super(message);
-    this.name = 'UploadError';
-    if (status !== undefined) this.status = status;
-  }
-}

@@ -152,14 +152,6 @@ export class RequestLabels {
     this.propagator?.disable();
   }
 
-  /**
-   * Forget the distinct values counted so far. Not required: a window is detected as one
-   * synchronous time.stop() call; this is for callers that want their own boundaries.
-   */
-  resetWindow(): void {
-    this.cap.resetWindow();
-  }
-
   /** For time.stop(restart, generateLabels): a sample's context as its (capped) string labels. */
   readonly generateLabels = (args: GenerateLabelsArgs): Record<string, string> =>
     this.cap.apply(labelsOfContext(args.context?.context)) as Record<string, string>;

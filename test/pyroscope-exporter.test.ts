@@ -7,7 +7,7 @@ import { inspect } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { setTimeout as realSetTimeout } from 'node:timers';
 import { Function as PprofFunction, Line, Location, Profile, Sample, StringTable, ValueType } from 'pprof-format';
-import { ProfilerAlreadyActiveError, ProfilingOptionError, UploadError } from '../src/errors';
+import { ProfilerAlreadyActiveError, ProfilingOptionError } from '../src/errors';
 import { insecureAuthProblem, PyroscopeExporter, type PyroscopeExporterOptions } from '../src/exporters/pyroscope';
 import type { EncodedProfile, MinimalLogger, ProfileKind } from '../src/types';
 import { IngestStandIn, refusedUrl, sampleTypeNames, totalValueByFunction } from './helpers/ingest-stand-in';
@@ -628,14 +628,10 @@ describe('error classes', () => {
     }
   });
 
-  test('ProfilerAlreadyActiveError and UploadError carry stable codes', () => {
+  test('ProfilerAlreadyActiveError carries a stable code', () => {
     const active = new ProfilerAlreadyActiveError();
     expect(active.code).toBe('FST_CONTINUOUS_PROFILING_ALREADY_ACTIVE');
     expect(active.message).toMatch(/already active/);
-    const upload = new UploadError('HTTP 503: overloaded', 503);
-    expect(upload.code).toBe('FST_CONTINUOUS_PROFILING_UPLOAD_FAILED');
-    expect(upload.status).toBe(503);
-    expect(new UploadError('ECONNREFUSED').status).toBeUndefined();
   });
 });
 
