@@ -1,8 +1,9 @@
 /**
  * Host safety under load: the greet-like `/ping` (CPU burn) driven with 100 connections while
  * profiling runs continuously (cpuThreshold 0, uploadRate 1s, CPU + wall + heap) and the ingest
- * stand-in answers every upload only after 1.5 s. The service must fail no request, and after
- * close() every profile of every window is accounted for: uploaded, or counted as dropped.
+ * stand-in answers every upload only after 1.5 s (then, from close() on, never). The service must
+ * fail no request, and after close() every profile of every window is accounted for: uploaded,
+ * or counted as dropped.
  *
  * Parameter: FCP_LOAD_SECONDS (default 3), how long autocannon drives the load.
  */
@@ -30,6 +31,9 @@ let ingest: IngestStandIn;
 let app: FastifyInstance;
 let load: autocannon.Result;
 let closeMs: number;
+let registeredAt: number;
+/** from register() to the end of close(): how long windows could be cut */
+let profilingSeconds: number;
 
 beforeAll(async () => {
   ingest = await IngestStandIn.start({ kind: 'slow', ms: SLOW_INGEST_MS });
@@ -38,6 +42,7 @@ beforeAll(async () => {
     simulateCPULoad();
     return { msg: 'pong' };
   });
+  registeredAt = performance.now();
   await app.register(profilingPlugin, {
     appName: 'greet',
     serverAddress: ingest.url,
@@ -49,9 +54,14 @@ beforeAll(async () => {
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as AddressInfo;
   load = await autocannon({ url: `http://127.0.0.1:${port}/ping`, connections: CONNECTIONS, duration: LOAD_SECONDS });
+  // A saturated (or slow CI) event loop may not have seen the slow store answer yet: wait for one
+  // answered upload, then make the store hang, so that close() surely has profiles it cannot deliver.
+  await ingest.waitForUploads(1, 30_000);
+  ingest.respond({ kind: 'hang' });
   const started = performance.now();
   await app.close();
   closeMs = performance.now() - started;
+  profilingSeconds = (performance.now() - registeredAt) / 1000;
   console.log(
     `load: ${load.requests.total} requests (${load['2xx']} 2xx) with ${CONNECTIONS} connections in ${LOAD_SECONDS} s, latency avg ${load.latency.average} ms p99 ${load.latency.p99} ms; ` +
       `close ${closeMs.toFixed(0)} ms; ingest received ${ingest.requests.length}, answered ${ingest.uploads.length}; stats ${JSON.stringify(app.profiler.stats())}`,
@@ -74,9 +84,9 @@ it('profiled one continuous session, about one window per uploadRate', () => {
   const s = app.profiler.stats();
   expect(s.sessions).toBe(1);
   expect(s.engineErrors).toBe(0);
-  // a saturated event loop runs the upload timer late, never more often
-  expect(s.windows).toBeGreaterThanOrEqual(1);
-  expect(s.windows).toBeLessThanOrEqual(LOAD_SECONDS + 2);
+  // a saturated event loop runs the upload timer late, never more often (+1: the window close() cuts)
+  expect(s.windows).toBeGreaterThanOrEqual(2);
+  expect(s.windows).toBeLessThanOrEqual(Math.ceil(profilingSeconds) + 1);
 });
 
 it('every profile of every window is uploaded or counted as dropped: nothing lost silently', () => {
@@ -86,16 +96,17 @@ it('every profile of every window is uploaded or counted as dropped: nothing los
   expect(s.profilesCollected).toBeGreaterThanOrEqual(s.windows * PROFILE_KINDS - 1);
   expect(s.pending).toBe(0);
   expect(s.uploadsOk + s.dropped).toBe(s.profilesCollected);
-  // the slow store cannot take them all before the close deadline: the rest are counted, not hidden
-  expect(s.dropped).toBeGreaterThan(0);
+  // the store hangs from close() on: the last window's profiles cannot arrive, and are counted, not hidden
+  expect(s.dropped).toBeGreaterThanOrEqual(PROFILE_KINDS - 1);
   expect(s.uploadsOk).toBeGreaterThan(0);
-  // what the exporter calls uploaded is what the store answered (an answer racing the deadline may count as dropped)
-  expect(ingest.uploads.length).toBeGreaterThanOrEqual(s.uploadsOk);
-  expect(ingest.uploads.length).toBeLessThanOrEqual(s.uploadsOk + 1);
+  // what the exporter calls uploaded is exactly what the store answered
+  expect(ingest.uploads.length).toBe(s.uploadsOk);
 });
 
 it('close() returns within flushTimeout (plus a margin) even with uploads queued behind a slow store', () => {
-  expect(closeMs).toBeLessThan(FLUSH_TIMEOUT_MS + 1_500);
+  // the margin absorbs a stalled CI machine; a close() that waits for the hung store never returns
+  expect(closeMs).toBeLessThan(FLUSH_TIMEOUT_MS + 5_000);
+  expect(ingest.requests.length).toBeGreaterThan(ingest.uploads.length); // something was in flight and cut
 });
 
 it('what arrived is right: the CPU profile shows the burn', () => {

@@ -3,7 +3,7 @@
  *
  * It listens on 127.0.0.1 (random port), accepts `POST …/ingest?name=…&from=…&until=…` (any path
  * is recorded; `/ingest` is what the exporter uses), records every request and decodes its body
- * (gunzip + pprof-format `Profile.decode`). It can be told how to answer:
+ * when it is gzipped (gunzip + pprof-format `Profile.decode`). It can be told how to answer:
  *
  *   const ingest = await IngestStandIn.start();          // answers 200 by default
  *   ingest.respond({ kind: 'status', status: 422, body: '{"code":"invalid_argument","message":"bad"}' });
@@ -231,11 +231,15 @@ function record(req: http.IncomingMessage, body: Buffer, behavior: IngestBehavio
   };
 }
 
-/** Gunzip (when gzipped) and decode pprof bytes. */
+/**
+ * Gunzip and decode a pprof body. Only gzipped bodies are decoded: that is what the exporter
+ * sends, and pprof-format's decoder can spin for tens of seconds on arbitrary bytes (a run of
+ * 0x80+ bytes reads as one huge varint), which froze a soak test that posts opaque filler.
+ */
 export function decodeProfile(body: Buffer): { profile?: Profile; error?: string } {
+  if (!(body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b)) return { error: 'not gzipped: not decoded' };
   try {
-    const raw = body.length >= 2 && body[0] === 0x1f && body[1] === 0x8b ? gunzipSync(body) : body;
-    return { profile: Profile.decode(raw) };
+    return { profile: Profile.decode(gunzipSync(body)) };
   } catch (err) {
     return { error: err instanceof Error ? err.message : String(err) };
   }
