@@ -14,7 +14,12 @@ const CONFIGS = [
 ];
 
 /** Optional configurations for diagnosis (BENCH_EXTRA=engine): measured and shown, never judged. */
-const EXTRA_CONFIGS = [{ key: 'engine', label: 'x. engine alone, no labels/uploads (diagnosis)' }];
+const EXTRA_CONFIGS = [
+  { key: 'baseline-again', label: 'x. baseline again (A/A: the run\'s own noise)' },
+  { key: 'disabled', label: 'x. this plugin, enabled: false (diagnosis)' },
+  { key: 'loaded', label: 'x. @datadog/pprof loaded, not started (diagnosis)' },
+  { key: 'engine', label: 'x. engine alone, no labels/uploads (diagnosis)' },
+];
 
 const LIMITS = {
   continuous: (nodeMajor) => (nodeMajor >= 24 ? { '/ping': 1.02, '/hello': 1.1 } : { '/ping': 1.03, '/hello': 1.25 }),

@@ -14,8 +14,9 @@
  * 4. Tables and targets printed, and bench/RESULTS.md's section for this Node major rewritten.
  *
  * Environment: BENCH_QUICK=1 (one round, few requests, short uploads: a smoke test; RESULTS.md is
- * left alone unless BENCH_WRITE=1), BENCH_JSON=FILE (raw figures as JSON), BENCH_EXTRA=engine (also
- * the engine alone without labels, for diagnosis), BENCH_ROUNDS=N.
+ * left alone unless BENCH_WRITE=1), BENCH_JSON=FILE (raw figures as JSON), BENCH_ROUNDS=N.
+ * Diagnosis: BENCH_EXTRA=baseline-again,disabled,loaded,engine (more configurations, see bench/server.js),
+ * BENCH_ROUTES=/hello (fewer routes), BENCH_CPU_ONLY=1 (CPU rounds only, nothing written).
  */
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
@@ -27,7 +28,7 @@ const { IngestStandIn } = require('./ingest');
 const report = require('./report');
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const ROUTES = ['/hello', '/ping'];
+const ROUTES = process.env.BENCH_ROUTES ? process.env.BENCH_ROUTES.split(',') : ['/hello', '/ping'];
 const PLAN = {
   quick: QUICK,
   rounds: Number(process.env.BENCH_ROUNDS) || (QUICK ? 1 : 8),
@@ -151,11 +152,13 @@ async function calibrate(server, route) {
  * the whole round (its idle time while the others are loaded included: flushes and sampling land
  * there too) divided by the requests it served.
  */
-async function oneRound(servers, route, slice) {
+async function oneRound(servers, route, slice, round) {
   const before = {};
   for (const s of servers) before[s.config] = await s.cpuMicros();
   const served = {};
-  for (const s of servers) {
+  // the order turns each round (A B C D, B C D A, ...): no configuration always follows the same one
+  const order = servers.map((_, i) => servers[(i + round) % servers.length]);
+  for (const s of order) {
     await s.ask('load-start');
     served[s.config] = (await drive(s.port, route, slice))['2xx'];
     await s.ask('load-end');
@@ -165,7 +168,7 @@ async function oneRound(servers, route, slice) {
   return perRequest;
 }
 
-/** All four servers up at once for `route`, rounds of A B C D slices, then their figures. */
+/** All four servers up at once for `route`, rounds of A B C D slices (order turning), then their figures. */
 async function routePhase(route, ctx) {
   const servers = [];
   try {
@@ -179,7 +182,7 @@ async function routePhase(route, ctx) {
     const uploadsBefore = Object.fromEntries(servers.map((s) => [s.config, ctx.ingest.received(appName(s.config))]));
     const rounds = [];
     for (let round = 1; round <= PLAN.rounds; round++) {
-      const r = await oneRound(servers, route, slice);
+      const r = await oneRound(servers, route, slice, round - 1);
       rounds.push(r);
       console.log(`  round ${round}: ${servers.map((s) => `${s.config} ${r[s.config].toFixed(1)}`).join(', ')} µs/req`);
     }
@@ -257,6 +260,16 @@ function machine() {
   };
 }
 
+/** BENCH_CPU_ONLY=1 (diagnosis): the CPU figures only, no probe, accuracy or RESULTS.md. */
+function printCpuOnly(summary) {
+  for (const [config, { routes }] of Object.entries(summary)) {
+    const cells = Object.entries(routes).map(
+      ([route, r]) => `${route} ${r.cpuPerRequest.toFixed(1)} µs/req, ratio ${r.ratio.toFixed(3)} (paired ${r.pairedRatio.toFixed(3)})`,
+    );
+    console.log(`  ${config.padEnd(10)} ${cells.join(' | ')}`);
+  }
+}
+
 async function main() {
   const started = Date.now();
   const env = machine();
@@ -268,6 +281,7 @@ async function main() {
   try {
     const cells = [];
     for (const route of ROUTES) cells.push(...(await routePhase(route, ctx)));
+    if (process.env.BENCH_CPU_ONLY === '1') return printCpuOnly(report.summarize(cells, {}, ROUTES));
     console.log('bench: flush probe (idle across one upload, longest block)');
     const probe = {};
     for (const { key } of report.CONFIGS) {

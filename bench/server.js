@@ -53,10 +53,21 @@ const CONFIGURE = {
 };
 
 /**
- * Diagnosis only (BENCH_EXTRA=engine): the engine as the plugin runs it (CPU time at 100 Hz with
- * contexts, heap sampling, a window collected every uploadRate), without labels, hooks or uploads.
+ * Diagnosis only (BENCH_EXTRA=baseline-again,disabled,loaded,engine). `engine`: the engine as
+ * the plugin runs it (CPU time at 100 Hz with contexts, heap sampling, a window collected every
+ * uploadRate), without labels, hooks or uploads.
  */
 const EXTRA = {
+  // a second baseline (A/A): how far two identical servers' figures drift apart in one run
+  async 'baseline-again'() {},
+  // the plugin registered with enabled: false: the decorator only, no hook, no timer
+  async disabled(app) {
+    await app.register(require('../dist'), { appName, serverAddress: ingestUrl, enabled: false });
+  },
+  // the engine's package loaded (its native addon included), nothing started
+  async loaded() {
+    require('@datadog/pprof');
+  },
   async engine(app) {
     const { time, heap } = require('@datadog/pprof');
     let timer;
