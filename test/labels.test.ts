@@ -467,6 +467,38 @@ describe.each(MODES)('in %s mode', (mode) => {
   });
 });
 
+describe('async-hooks mode between sessions', () => {
+  test('ending the session releases the AsyncLocalStorage (its promise hooks would tax every later await); the next session labels again', async () => {
+    const labels = new RequestLabels({ ...DEFAULTS, forceMode: 'async-hooks' });
+    const seen: unknown[] = [];
+    const app = Fastify();
+    app.addHook('onRequest', labels.onRequest);
+    app.get('/users/:id', async () => {
+      await nextImmediate();
+      seen.push(time.isStarted() ? sampleContext() : 'no session');
+      return 'ok';
+    });
+    await listen(app);
+    try {
+      const disable = jest.spyOn(asyncHooks.AsyncLocalStorage.prototype, 'disable');
+      for (let session = 0; session < 2; session++) {
+        startProfiler(labels);
+        expect((await httpRequest(app, '/users/7')).statusCode).toBe(200);
+        expect(disable).not.toHaveBeenCalled();
+        stopProfiler(labels);
+        expect(disable).toHaveBeenCalledTimes(1);
+        disable.mockClear();
+        // between sessions: requests are served as usual
+        expect((await httpRequest(app, '/users/8')).statusCode).toBe(200);
+      }
+      const labelled = { route: '/users/:id', method: 'GET' };
+      expect(seen).toEqual([labelled, 'no session', labelled, 'no session']);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
 describe('a broken contract never throws into the app', () => {
   test('async-hooks mode: an engine refusing setContext turns labelling off, counted, instead of throwing from the hook', async () => {
     const state = new Uint32Array(8);
