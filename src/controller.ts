@@ -53,6 +53,8 @@ export interface ControllerStats {
   windows: number;
   profilesCollected: number;
   samplesFolded: number;
+  /** windows after which V8's sampler was found stuck and the engine was restarted */
+  samplerRestarts: number;
   engineErrors: number;
   lastError?: string;
   currentSession?: { reason: string; startedAt: string; endsAt?: string };
@@ -76,7 +78,7 @@ export class ProfilingController {
   private checking = false;
   private readonly logLimiter = new LogLimiter();
   private readonly now: () => number;
-  private readonly counters = { sessions: 0, windows: 0, profilesCollected: 0, samplesFolded: 0, engineErrors: 0 };
+  private readonly counters = { sessions: 0, windows: 0, profilesCollected: 0, samplesFolded: 0, samplerRestarts: 0, engineErrors: 0 };
   private lastError?: string;
 
   constructor(private readonly deps: ControllerDeps) {
@@ -242,6 +244,10 @@ export class ProfilingController {
     this.counters.samplesFolded += collected.foldedSamples;
     if (collected.foldedSamples > 0) {
       this.logRateLimited('samples_folded', 'warn', { folded: collected.foldedSamples }, 'continuous profiling: a profile exceeded Pyroscope\'s 16,000 samples; the smallest stacks were folded into "(other stacks)"');
+    }
+    if (collected.samplerRestarted === true) {
+      this.counters.samplerRestarts++;
+      this.logRateLimited('sampler_restarted', 'warn', { samplerRestarts: this.counters.samplerRestarts }, 'continuous profiling: V8\'s sampler got stuck (a window without a single sample); the time profiler was restarted');
     }
     const { profiles } = collected;
     this.counters.profilesCollected += profiles.length;

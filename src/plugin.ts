@@ -200,6 +200,7 @@ function disabledProfiler(): ProfilerDecorator {
     windows: 0,
     profilesCollected: 0,
     samplesFolded: 0,
+    samplerRestarts: 0,
     engineErrors: 0,
     uploadsOk: 0,
     uploadsFailed: 0,

@@ -7,6 +7,8 @@ class FakeProfiler implements SessionProfiler {
   calls: string[] = [];
   windows: Window[] = [];
   failStart = false;
+  /** windows (by number, from 0) after which the profiler says it restarted a stuck sampler */
+  samplerRestartedAt = new Set<number>();
 
   start(): void {
     this.calls.push('start');
@@ -21,9 +23,10 @@ class FakeProfiler implements SessionProfiler {
     return this.window(window);
   }
   private window(window: Window): CollectedWindow {
+    const restarted = this.samplerRestartedAt.has(this.windows.length);
     this.windows.push(window);
     const profile: EncodedProfile = { kind: 'cpu', body: Buffer.from('x'), startMs: window.startMs, endMs: window.endMs, sampleCount: 1 };
-    return { profiles: [profile], foldedSamples: 0 };
+    return restarted ? { profiles: [profile], foldedSamples: 0, samplerRestarted: true } : { profiles: [profile], foldedSamples: 0 };
   }
 }
 
@@ -250,6 +253,20 @@ describe('manual control', () => {
     await jest.advanceTimersByTimeAsync(20_000);
     expect(measureUsage).toHaveBeenCalledTimes(4); // ready, 1 s, 10 s, 20 s
     expect(controller.stats().lastError).toContain('EACCES /proc');
+    await controller.close();
+  });
+});
+
+describe('a stuck V8 sampler', () => {
+  it('is counted in stats().samplerRestarts and logged as a rate-limited warning', async () => {
+    const { controller, profiler, logger } = setup({ cpuThreshold: 0 });
+    profiler.samplerRestartedAt = new Set([1, 2]);
+    await controller.ready();
+    await jest.advanceTimersByTimeAsync(4 * 15_000);
+    expect(controller.stats()).toMatchObject({ windows: 4, samplerRestarts: 2 });
+    const warns = logger.lines.filter((l) => l.level === 'warn' && l.msg?.includes("V8's sampler got stuck"));
+    expect(warns).toHaveLength(1); // the second, within the minute, is suppressed
+    expect(warns[0].obj).toMatchObject({ samplerRestarts: 1 });
     await controller.close();
   });
 });

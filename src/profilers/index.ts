@@ -30,6 +30,8 @@ export interface CollectedWindow {
   profiles: EncodedProfile[];
   /** samples folded into "(other stacks)" to stay under Pyroscope's per-profile limit */
   foldedSamples: number;
+  /** V8's sampler was found stuck in this window and the engine restarted (see TimeProfiler.collect) */
+  samplerRestarted?: boolean;
 }
 
 export interface EngineProfilerOptions {
@@ -69,11 +71,14 @@ export class EngineProfiler implements SessionProfiler {
    * instead of waiting for their sum (the longest flush block is then `time.stop` alone).
    */
   async collect(window: Window): Promise<CollectedWindow> {
+    const restartsBefore = this.time?.samplerRestarts ?? 0;
     const timeProfiles = this.time?.running ? this.time.collect() : [];
+    const samplerRestarted = (this.time?.samplerRestarts ?? 0) > restartsBefore;
     await yieldToEventLoop();
     const heapProfiles = this.heap?.collect() ?? [];
     await yieldToEventLoop();
-    return encodeWindow([...timeProfiles, ...heapProfiles], window);
+    const encoded = await encodeWindow([...timeProfiles, ...heapProfiles], window);
+    return samplerRestarted ? { ...encoded, samplerRestarted } : encoded;
   }
 
   stop(window: Window): Promise<CollectedWindow> {

@@ -1,0 +1,80 @@
+/**
+ * The time profiler over the real engine: how it starts the engine, and its recovery when the
+ * engine reports V8's sampler stuck (forced here through the engine's own detector).
+ */
+import { time } from '@datadog/pprof';
+import { TimeProfiler, type SampleLabeler } from '../src/profilers/time';
+
+function labeler(): SampleLabeler & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    timeProfilerOptions: () => ({ withContexts: true, useCPED: false }),
+    activate: () => void calls.push('activate'),
+    deactivate: () => void calls.push('deactivate'),
+    generateLabels: () => ({}),
+  };
+}
+
+/** Busy for `ms` of wall time (plain arithmetic: Jest's VM makes Math.* slow). */
+function burn(ms: number): number {
+  const end = performance.now() + ms;
+  let x = 0;
+  while (performance.now() < end) for (let i = 0; i < 10_000; i++) x = (x + i * i) % 1_000_003;
+  return x;
+}
+
+const samplesOf = (views: ReturnType<TimeProfiler['collect']>): number =>
+  views.reduce((sum, v) => sum + v.profile.sample.length, 0);
+
+afterEach(() => {
+  if (time.isStarted()) time.stop(false);
+  jest.restoreAllMocks();
+});
+
+test('starts the engine without its sleeping restart workaround, and keeps sampling across windows', () => {
+  const start = jest.spyOn(time, 'start');
+  const profiler = new TimeProfiler({ sampleRate: 1000, cpu: true, wall: false, windowMs: 1000, labeler: labeler() });
+  profiler.start();
+  expect(start).toHaveBeenCalledWith(expect.objectContaining({ workaroundV8Bug: false, withContexts: true, intervalMicros: 1000 }));
+  for (let window = 0; window < 3; window++) {
+    burn(60);
+    const views = profiler.collect();
+    expect(views.map((v) => v.kind)).toEqual(['cpu']);
+    expect(samplesOf(views)).toBeGreaterThan(0);
+  }
+  expect(profiler.samplerRestarts).toBe(0);
+  profiler.stop();
+  expect(time.isStarted()).toBe(false);
+});
+
+test('a window the engine calls stuck for certain restarts the engine (labels re-activated); sampling goes on', () => {
+  const labels = labeler();
+  const profiler = new TimeProfiler({ sampleRate: 1000, cpu: true, wall: false, windowMs: 1000, labeler: labels });
+  profiler.start();
+  const stuck = jest.spyOn(time, 'v8ProfilerStuckEventLoopDetected').mockReturnValueOnce(2);
+  const start = jest.spyOn(time, 'start');
+  burn(60); // 60 sample periods: a window this long without a tick is no accident
+  profiler.collect();
+  expect(stuck).toHaveBeenCalled();
+  expect(profiler.samplerRestarts).toBe(1);
+  expect(start).toHaveBeenCalledTimes(1);
+  expect(labels.calls).toEqual(['activate', 'deactivate', 'activate']);
+  expect(profiler.running).toBe(true);
+  burn(60);
+  expect(samplesOf(profiler.collect())).toBeGreaterThan(0);
+  expect(profiler.samplerRestarts).toBe(1);
+  profiler.stop();
+});
+
+test('"possibly stuck" (1), or "stuck" over a window of a few sample periods, restarts nothing', () => {
+  const profiler = new TimeProfiler({ sampleRate: 10, cpu: true, wall: false, windowMs: 1000, labeler: labeler() });
+  profiler.start();
+  const start = jest.spyOn(time, 'start');
+  jest.spyOn(time, 'v8ProfilerStuckEventLoopDetected').mockReturnValueOnce(1).mockReturnValueOnce(2);
+  profiler.collect(); // "maybe": false positives happen
+  profiler.collect(); // 2, but the window is far shorter than 20 periods of 100 ms
+  expect(start).not.toHaveBeenCalled();
+  expect(profiler.samplerRestarts).toBe(0);
+  profiler.stop();
+});
