@@ -5,9 +5,10 @@
  *
  * 1. For `/hello` then greet's `/ping`: the four configurations (baseline, continuous, idle,
  *    pyroscope), each its own server process (bench/server.js), started and warmed up; then rounds
- *    A B C D: each server in turn gets the same fixed number of requests (autocannon). A server's
- *    CPU time over a round (`process.cpuUsage()`, asked over IPC) / its requests = CPU per request.
- *    Slices a few seconds apart see the same machine load: fair on a shared machine.
+ *    A B C D (order turning): each server in turn gets the same fixed number of requests
+ *    (autocannon), about one uploadRate's worth. A server's CPU time over its slice
+ *    (`process.cpuUsage()`, asked over IPC) / its requests = CPU per request. Slices seconds apart
+ *    see about the same machine load: fair on a shared machine.
  * 2. Flush probe: per configuration, one server under a short mixed load, then watched idle
  *    across one upload: the longest block is the flush's (bench/block-watch.js).
  * 3. Label accuracy: test/fixtures/accuracy-workload.js, ours vs @pyroscope/nodejs's setLabels.
@@ -31,16 +32,17 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const ROUTES = process.env.BENCH_ROUTES ? process.env.BENCH_ROUTES.split(',') : ['/hello', '/ping'];
 const PLAN = {
   quick: QUICK,
-  rounds: Number(process.env.BENCH_ROUNDS) || (QUICK ? 1 : 8),
+  rounds: Number(process.env.BENCH_ROUNDS) || (QUICK ? 1 : 5),
   connections: 50,
-  // the default 15s is longer than a round: 5s puts a flush of each profiler inside every round
+  // 3x the default 15s, so flush costs are counted three times as often as in real use, and a
+  // slice of about one uploadRate holds about one flush of each profiler
   uploadRate: QUICK ? '1s' : '5s',
   warmup: { '/hello': QUICK ? 500 : 3000, '/ping': QUICK ? 50 : 300 },
   // Requests per slice: the same for every configuration and round of a route, chosen once by a
-  // calibration on the baseline so a slice lasts about `sliceSeconds` on the machine as it is
-  // (a round of four slices then spans more than one uploadRate).
-  sliceSeconds: 1.5,
-  sliceBounds: { '/hello': [2000, 30_000], '/ping': [150, 3000] },
+  // calibration on the baseline so a slice lasts about `sliceSeconds` (one uploadRate) on the
+  // machine as it is.
+  sliceSeconds: QUICK ? 1 : 5,
+  sliceBounds: { '/hello': [2000, 100_000], '/ping': [150, 10_000] },
   slice: QUICK ? { '/hello': 1000, '/ping': 100 } : {},
   probeRequests: QUICK ? 100 : 600,
   accuracyMs: QUICK ? 1000 : 3000,
@@ -149,22 +151,22 @@ async function calibrate(server, route) {
 
 /**
  * One round: each server in turn gets `slice` requests. A server's CPU per request is its CPU over
- * the whole round (its idle time while the others are loaded included: flushes and sampling land
- * there too) divided by the requests it served.
+ * its own slice divided by the requests it served. A slice lasts about one uploadRate, so each
+ * holds about one flush: window costs are spread over the requests of the time they cover, as in
+ * a busy service (charging a server's idle time while the others are loaded to its own requests
+ * would multiply its background costs by the number of configurations).
  */
 async function oneRound(servers, route, slice, round) {
-  const before = {};
-  for (const s of servers) before[s.config] = await s.cpuMicros();
-  const served = {};
+  const perRequest = {};
   // the order turns each round (A B C D, B C D A, ...): no configuration always follows the same one
   const order = servers.map((_, i) => servers[(i + round) % servers.length]);
   for (const s of order) {
+    const before = await s.cpuMicros();
     await s.ask('load-start');
-    served[s.config] = (await drive(s.port, route, slice))['2xx'];
+    const served = (await drive(s.port, route, slice))['2xx'];
     await s.ask('load-end');
+    perRequest[s.config] = ((await s.cpuMicros()) - before) / served;
   }
-  const perRequest = {};
-  for (const s of servers) perRequest[s.config] = ((await s.cpuMicros()) - before[s.config]) / served[s.config];
   return perRequest;
 }
 
