@@ -247,7 +247,7 @@ export class ProfilingController {
     }
     if (collected.samplerRestarted === true) {
       this.counters.samplerRestarts++;
-      this.logRateLimited('sampler_restarted', 'warn', { samplerRestarts: this.counters.samplerRestarts }, 'continuous profiling: V8\'s sampler got stuck (a window without a single sample); the time profiler was restarted');
+      this.logRateLimited('sampler_restarted', 'warn', { samplerRestarts: this.counters.samplerRestarts }, 'continuous profiling: V8\'s sampler got stuck (two long windows without a single sample); the time profiler was restarted');
     }
     const { profiles } = collected;
     this.counters.profilesCollected += profiles.length;

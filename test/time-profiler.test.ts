@@ -48,15 +48,18 @@ test('starts the engine without its sleeping restart workaround, and keeps sampl
   expect(time.isStarted()).toBe(false);
 });
 
-test('a window the engine calls stuck for certain restarts the engine (labels re-activated); sampling goes on', () => {
+test('two long windows in a row the engine calls stuck for certain restart the engine (labels re-activated); sampling goes on', () => {
   const labels = labeler();
   const profiler = new TimeProfiler({ sampleRate: 1000, cpu: true, wall: false, windowMs: 1000, labeler: labels });
   profiler.start();
-  const stuck = jest.spyOn(time, 'v8ProfilerStuckEventLoopDetected').mockReturnValueOnce(2);
+  const stuck = jest.spyOn(time, 'v8ProfilerStuckEventLoopDetected').mockReturnValueOnce(2).mockReturnValueOnce(2);
   const start = jest.spyOn(time, 'start');
-  burn(60); // 60 sample periods: a window this long without a tick is no accident
+  burn(60); // 60 sample periods: a window this long without a tick is no accident...
   profiler.collect();
-  expect(stuck).toHaveBeenCalled();
+  expect(profiler.samplerRestarts).toBe(0); // ...but one such window may be a stalled machine
+  burn(60);
+  profiler.collect();
+  expect(stuck).toHaveBeenCalledTimes(2);
   expect(profiler.samplerRestarts).toBe(1);
   expect(start).toHaveBeenCalledTimes(1);
   expect(labels.calls).toEqual(['activate', 'deactivate', 'activate']);
@@ -67,13 +70,28 @@ test('a window the engine calls stuck for certain restarts the engine (labels re
   profiler.stop();
 });
 
-test('"possibly stuck" (1), or "stuck" over a window of a few sample periods, restarts nothing', () => {
+test('"possibly stuck" (1), or "stuck" over windows of a few sample periods, restarts nothing', () => {
   const profiler = new TimeProfiler({ sampleRate: 10, cpu: true, wall: false, windowMs: 1000, labeler: labeler() });
   profiler.start();
   const start = jest.spyOn(time, 'start');
-  jest.spyOn(time, 'v8ProfilerStuckEventLoopDetected').mockReturnValueOnce(1).mockReturnValueOnce(2);
+  jest.spyOn(time, 'v8ProfilerStuckEventLoopDetected').mockReturnValueOnce(1).mockReturnValueOnce(2).mockReturnValueOnce(2);
   profiler.collect(); // "maybe": false positives happen
   profiler.collect(); // 2, but the window is far shorter than 20 periods of 100 ms
+  profiler.collect(); // again
+  expect(start).not.toHaveBeenCalled();
+  expect(profiler.samplerRestarts).toBe(0);
+  profiler.stop();
+});
+
+test('a long stuck window followed by a sampled one restarts nothing (a stalled machine, not a stuck sampler)', () => {
+  const profiler = new TimeProfiler({ sampleRate: 1000, cpu: true, wall: false, windowMs: 1000, labeler: labeler() });
+  profiler.start();
+  const start = jest.spyOn(time, 'start');
+  jest.spyOn(time, 'v8ProfilerStuckEventLoopDetected').mockReturnValueOnce(2).mockReturnValueOnce(0).mockReturnValueOnce(2);
+  for (let window = 0; window < 3; window++) {
+    burn(30);
+    profiler.collect();
+  }
   expect(start).not.toHaveBeenCalled();
   expect(profiler.samplerRestarts).toBe(0);
   profiler.stop();

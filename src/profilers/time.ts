@@ -32,11 +32,14 @@ export interface WindowProfile {
 /** time.v8ProfilerStuckEventLoopDetected(): 0 fine, 1 maybe stuck (false positives), 2 stuck for certain */
 const STUCK_FOR_CERTAIN = 2;
 const MIN_SAMPLE_PERIODS_FOR_STUCK = 20;
+const STUCK_WINDOWS_BEFORE_RESTART = 2;
 
 export class TimeProfiler {
   /** windows after which V8's sampler was found stuck and the engine was started afresh */
   samplerRestarts = 0;
   private windowStartedAt = 0;
+  /** consecutive long windows the engine reported stuck for certain */
+  private stuckWindows = 0;
 
   constructor(private readonly options: TimeProfilerOptions) {}
 
@@ -62,6 +65,7 @@ export class TimeProfiler {
       workaroundV8Bug: false,
     });
     this.windowStartedAt = performance.now();
+    this.stuckWindows = 0;
     try {
       labeler?.activate();
     } catch (error) {
@@ -73,16 +77,20 @@ export class TimeProfiler {
 
   /**
    * The window since the last call, and sampling goes on. When the engine reports that V8's
-   * sampler was certainly stuck (no sample at all in the window), it is stopped and started
-   * afresh, which is what clears the condition; the (empty) window is still returned.
+   * sampler was certainly stuck (no sample at all) in two long windows in a row, it is stopped
+   * and started afresh, which is what clears the condition; the (empty) window is still returned.
    */
   collect(): WindowProfile[] {
     const views = this.views(this.stopEngine(true));
     const windowMs = performance.now() - this.windowStartedAt;
     this.windowStartedAt = performance.now();
-    // a window of a few sample periods can hold no tick by chance: only a long one tells
+    // A window of a few sample periods can hold no tick by chance, and a machine that stalls the
+    // whole process (sampling thread included) can empty one window; a stuck sampler stays
+    // stuck, so only two long empty windows in a row restart the engine.
     const longEnough = windowMs * this.options.sampleRate >= MIN_SAMPLE_PERIODS_FOR_STUCK * 1000;
-    if (longEnough && time.v8ProfilerStuckEventLoopDetected() === STUCK_FOR_CERTAIN) {
+    const stuck = longEnough && time.v8ProfilerStuckEventLoopDetected() === STUCK_FOR_CERTAIN;
+    this.stuckWindows = stuck ? this.stuckWindows + 1 : 0;
+    if (this.stuckWindows >= STUCK_WINDOWS_BEFORE_RESTART) {
       this.stop();
       this.start();
       this.samplerRestarts++;
