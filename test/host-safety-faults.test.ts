@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { heap, time } from '@datadog/pprof';
 import Fastify, { type FastifyInstance } from 'fastify';
 import profilingPlugin from '../src';
+import { CpuUsageMeter } from '../src/cpu-usage';
 import { LabelCardinalityCap } from '../src/labels/cardinality';
 import type { ProfilingOptions } from '../src/options';
 import { IngestStandIn, sampleLabels, type RecordedRequest } from './helpers/ingest-stand-in';
@@ -53,8 +54,13 @@ let ingest: IngestStandIn;
 let app: FastifyInstance | undefined;
 let log: LogCapture;
 
-/** A greet-like app with the plugin; sessions only when a test starts one (threshold 1000, hour-long timers). */
+/**
+ * A greet-like app with the plugin; sessions only when a test starts one (threshold 1000, hour-long
+ * timers). The first threshold check still runs 1 s after ready(), and a test burning CPU on a slow
+ * machine can read 1000 ‰ there: unless a test sets its own threshold, usage reads 0 ‰.
+ */
 async function buildApp(options: Partial<ProfilingOptions> = {}): Promise<FastifyInstance> {
+  if (options.cpuThreshold === undefined) jest.spyOn(CpuUsageMeter.prototype, 'measure').mockResolvedValue(0);
   log = new LogCapture();
   const instance = Fastify({ logger: { level: 'info', stream: log } });
   instance.get('/ping', async () => {
