@@ -13,6 +13,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Labels } from './types';
+import { describeValue } from './errors';
 import { LabelCardinalityCap } from './labels/cardinality';
 import {
   DEFAULT_MAX_LABELS_PER_SAMPLE,
@@ -210,7 +211,7 @@ export class RequestLabels {
 
   private assertLabelNames(labels: Record<string, string>): void {
     if (labels === null || typeof labels !== 'object') {
-      throw new InvalidLabelError(`withLabels: labels must be an object of label names to string values, received ${String(labels)}`);
+      throw new InvalidLabelError(`withLabels: labels must be an object of label names to string values, received ${describeValue('withLabels', labels)}`);
     }
     for (const name of Object.keys(labels)) {
       if (this.validNames.has(name)) continue;

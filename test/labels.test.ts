@@ -89,9 +89,9 @@ describe('validateStaticLabels / routeProfilingConfigProblem', () => {
       'labels: label name "route" is set by the plugin itself (turn it off with the labels option)',
     );
     expect(validateStaticLabels('labels', { __name__: 'x' })).toBe('labels: label name "__name__" is reserved by Pyroscope');
-    expect(validateStaticLabels('labels', { team: 42 })).toBe('labels: label "team" must have a non-empty string value, received number 42');
+    expect(validateStaticLabels('labels', { team: 42 })).toBe('labels: label "team" must have a non-empty string value, received 42');
     expect(validateStaticLabels('labels', { team: '' })).toBe('labels: label "team" must have a non-empty string value, received ""');
-    expect(validateStaticLabels('labels', ['a'])).toBe('labels must be an object of label names to string values, received an array');
+    expect(validateStaticLabels('labels', ['a'])).toBe('labels must be an object of label names to string values, received ["a"]');
     expect(validateStaticLabels('labels', { a: '1', b: '2', c: '3' }, 2)).toBe('labels has 3 labels, at most 2 are allowed per sample');
     expect(routeProfilingConfigProblem('config.profiling', 'off')).toBe(
       `config.profiling must be false or an object like { labels: { team: 'payments' } }, received "off"`,

@@ -7,6 +7,7 @@
  * taken, so an object must never change after it has been handed out.
  */
 import type { Labels } from '../types';
+import { describeValue } from '../errors';
 import { labelNameProblem, sanitizeLabelValue } from '../pyroscope-rules';
 
 export const ROUTE_LABEL = 'route';
@@ -121,7 +122,7 @@ export function validateStaticLabels(
   maxLabels: number = DEFAULT_MAX_LABELS_PER_SAMPLE,
 ): string | undefined {
   if (labels === null || typeof labels !== 'object' || Array.isArray(labels)) {
-    return `${where} must be an object of label names to string values, received ${describe(labels)}`;
+    return `${where} must be an object of label names to string values, received ${describeValue(where, labels)}`;
   }
   const names = Object.keys(labels);
   if (names.length > maxLabels) {
@@ -132,7 +133,7 @@ export function validateStaticLabels(
     if (problem !== undefined) return `${where}: label name ${JSON.stringify(name)} ${problem}`;
     const value = (labels as Record<string, unknown>)[name];
     if (typeof value !== 'string' || value.length === 0) {
-      return `${where}: label ${JSON.stringify(name)} must have a non-empty string value, received ${describe(value)}`;
+      return `${where}: label ${JSON.stringify(name)} must have a non-empty string value, received ${describeValue(where, value)}`;
     }
   }
   return undefined;
@@ -145,16 +146,8 @@ export function validateStaticLabels(
 export function routeProfilingConfigProblem(where: string, value: unknown): string | undefined {
   if (value === undefined || typeof value === 'boolean') return undefined;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return `${where} must be false or an object like { labels: { team: 'payments' } }, received ${describe(value)}`;
+    return `${where} must be false or an object like { labels: { team: 'payments' } }, received ${describeValue(where, value)}`;
   }
   const labels = (value as { labels?: unknown }).labels;
   return labels === undefined ? undefined : validateStaticLabels(`${where}.labels`, labels);
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
-  if (typeof value === 'object') return 'an object';
-  return `${typeof value} ${String(value)}`;
 }

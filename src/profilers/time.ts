@@ -82,8 +82,9 @@ export class TimeProfiler {
    */
   collect(): WindowProfile[] {
     const views = this.views(this.stopEngine(true));
-    const windowMs = performance.now() - this.windowStartedAt;
-    this.windowStartedAt = performance.now();
+    const now = performance.now();
+    const windowMs = now - this.windowStartedAt;
+    this.windowStartedAt = now;
     // A window of a few sample periods can hold no tick by chance, and a machine that stalls the
     // whole process (sampling thread included) can empty one window; a stuck sampler stays
     // stuck, so only two long empty windows in a row restart the engine.

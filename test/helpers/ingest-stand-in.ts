@@ -273,6 +273,18 @@ export function sampleLabels(profile: Profile, sample: Profile['sample'][number]
   return labels;
 }
 
+/** Position of `sampleType` in the profile's sample types; throws, naming those present, when absent. */
+function sampleTypeIndex(profile: Profile, sampleType: string): number {
+  const index = profile.sampleType.findIndex((t) => str(profile, t.type) === sampleType);
+  if (index < 0) throw new Error(`no sample type ${sampleType} in ${sampleTypeNames(profile).join(', ')}`);
+  return index;
+}
+
+/** Function id -> function name. */
+function functionNames(profile: Profile): Map<number, string> {
+  return new Map(profile.function.map((f) => [Number(f.id), str(profile, f.name)]));
+}
+
 /**
  * Self value per leaf function name for one sample type (e.g. 'cpu'), largest first.
  * `filter` keeps only some samples (e.g. one route).
@@ -282,9 +294,8 @@ export function selfValueByFunction(
   sampleType: string,
   filter: (labels: Record<string, string>) => boolean = () => true,
 ): Array<[string, number]> {
-  const index = profile.sampleType.findIndex((t) => str(profile, t.type) === sampleType);
-  if (index < 0) throw new Error(`no sample type ${sampleType} in ${sampleTypeNames(profile).join(', ')}`);
-  const functionName = new Map(profile.function.map((f) => [Number(f.id), str(profile, f.name)]));
+  const index = sampleTypeIndex(profile, sampleType);
+  const functionName = functionNames(profile);
   const leafName = new Map(
     profile.location.map((loc) => [Number(loc.id), functionName.get(Number(loc.line[0]?.functionId ?? 0)) ?? '?']),
   );
@@ -306,9 +317,8 @@ export function totalValueByFunction(
   sampleType: string,
   filter: (labels: Record<string, string>) => boolean = () => true,
 ): Array<[string, number]> {
-  const index = profile.sampleType.findIndex((t) => str(profile, t.type) === sampleType);
-  if (index < 0) throw new Error(`no sample type ${sampleType} in ${sampleTypeNames(profile).join(', ')}`);
-  const functionName = new Map(profile.function.map((f) => [Number(f.id), str(profile, f.name)]));
+  const index = sampleTypeIndex(profile, sampleType);
+  const functionName = functionNames(profile);
   const namesAt = new Map(
     profile.location.map((loc) => [Number(loc.id), loc.line.map((l) => functionName.get(Number(l.functionId)) ?? '?')]),
   );
