@@ -168,7 +168,8 @@ export class RequestLabels {
       done();
       return;
     }
-    this.propagator.run(labels, done);
+    // route label sets are cached per route and method: the same objects come back (reused)
+    this.propagator.run(labels, done, true);
   };
 
   /**

@@ -24,8 +24,9 @@ import {
   type LabelOptions,
 } from '../src/labels';
 import { extendLabels, noDrops } from '../src/labels/label-set';
-import { AsyncHookPropagator, asyncContextFrameActive, labelsOfContext, LabelHolder, type ContextEngine } from '../src/labels/propagation';
+import { AsyncHookPropagator, CpedPropagator, asyncContextFrameActive, labelsOfContext, LabelHolder, type ContextEngine } from '../src/labels/propagation';
 import { MAX_LABEL_VALUE_LENGTH } from '../src/pyroscope-rules';
+import type { Labels } from '../src/types';
 
 const DEFAULTS: LabelOptions = { route: true, method: true, maxLabelValues: 1000 };
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
@@ -496,6 +497,128 @@ describe('async-hooks mode between sessions', () => {
     } finally {
       await app.close();
     }
+  });
+});
+
+/** The real engine, counting runWithContext calls (each one makes a new native holder in CPED mode). */
+function countingEngine(overrides: Partial<ContextEngine> = {}): ContextEngine & { runWithContextCalls: number } {
+  const engine = {
+    runWithContextCalls: 0,
+    setContext: time.setContext,
+    getContext: time.getContext,
+    isStarted: time.isStarted,
+    getState: time.getState,
+    runWithContext: ((context: object, f: (...args: unknown[]) => unknown, ...args: unknown[]) => {
+      engine.runWithContextCalls++;
+      return time.runWithContext(context, f, ...args);
+    }) as ContextEngine['runWithContext'],
+    ...overrides,
+  };
+  return engine;
+}
+
+const describeCped = asyncContextFrameActive() ? describe : describe.skip;
+
+describeCped('cped mode keeps one engine holder per route label set', () => {
+  let app: FastifyInstance | undefined;
+  afterEach(async () => {
+    await app?.close();
+    app = undefined;
+  });
+
+  async function routesApp(labels: RequestLabels, seen: unknown[]): Promise<FastifyInstance> {
+    app = Fastify();
+    app.addHook('onRequest', labels.onRequest);
+    for (const path of ['/a/:id', '/b']) {
+      app.get(path, async () => {
+        await sleep(1);
+        seen.push(sampleContext());
+        await nextImmediate();
+        seen.push(sampleContext());
+        return 'ok';
+      });
+    }
+    app.get('/w', async () => labels.withLabels({ tenant: 'acme' }, async () => {
+      await nextImmediate();
+      seen.push(sampleContext());
+      return 'ok';
+    }));
+    await listen(app);
+    return app;
+  }
+
+  test('concurrent requests are labelled exactly while the engine makes a holder per route, not per request; anew each session', async () => {
+    const engine = countingEngine();
+    const labels = new RequestLabels({ ...DEFAULTS, forceMode: 'cped', engine });
+    const seen: unknown[] = [];
+    const server = await routesApp(labels, seen);
+    for (const session of [1, 2]) {
+      engine.runWithContextCalls = 0;
+      seen.length = 0;
+      startProfiler(labels);
+      const paths = Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? `/a/${i}` : '/b'));
+      const responses = await Promise.all(paths.map((p) => httpRequest(server, p)));
+      expect(responses.every((r) => r.statusCode === 200)).toBe(true);
+      stopProfiler(labels);
+      expect(seen.filter((c) => (c as Labels | undefined)?.route === '/a/:id')).toHaveLength(30);
+      expect(seen.filter((c) => (c as Labels | undefined)?.route === '/b')).toHaveLength(30);
+      // probe + check at activation, then one holder for each of the two route label sets
+      expect(engine.runWithContextCalls).toBe(2 + 2);
+    }
+  });
+
+  test('withLabels sets (new each call) still go through runWithContext, and stay exact', async () => {
+    const engine = countingEngine();
+    const labels = new RequestLabels({ ...DEFAULTS, forceMode: 'cped', engine });
+    const seen: unknown[] = [];
+    const server = await routesApp(labels, seen);
+    startProfiler(labels);
+    engine.runWithContextCalls = 0;
+    const responses = await Promise.all(Array.from({ length: 10 }, () => httpRequest(server, '/w')));
+    stopProfiler(labels);
+    expect(responses.every((r) => r.statusCode === 200)).toBe(true);
+    expect(seen).toEqual(Array.from({ length: 10 }, () => ({ route: '/w', method: 'GET', tenant: 'acme' })));
+    // one holder for the route set, then one runWithContext per withLabels call
+    expect(engine.runWithContextCalls).toBe(1 + 10);
+  });
+
+  test('an engine whose store cannot be checked: every request goes through runWithContext, labels still exact', async () => {
+    // getContext answering nothing makes the activation check fail
+    const engine = countingEngine({ getContext: () => undefined });
+    const propagator = new CpedPropagator(engine);
+    time.start({ intervalMicros: 1000, durationMillis: 20_000, withContexts: true, useCPED: true });
+    propagator.enable();
+    expect(propagator.keepsHolders).toBe(false);
+    const route: Labels = Object.freeze({ route: '/x' });
+    engine.runWithContextCalls = 0;
+    const got = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        propagator.run(
+          route,
+          async () => {
+            await nextImmediate();
+            return sampleContext();
+          },
+          true,
+        ),
+      ),
+    );
+    expect(got).toEqual(Array.from({ length: 5 }, () => route));
+    expect(engine.runWithContextCalls).toBe(5);
+    propagator.disable();
+    time.stop(false);
+  });
+
+  test('the probe puts AsyncLocalStorage.prototype.run back as it was', () => {
+    const before = Object.getOwnPropertyDescriptor(asyncHooks.AsyncLocalStorage.prototype, 'run');
+    const propagator = new CpedPropagator(countingEngine());
+    time.start({ intervalMicros: 1000, durationMillis: 20_000, withContexts: true, useCPED: true });
+    propagator.enable();
+    expect(propagator.keepsHolders).toBe(true);
+    expect(Object.getOwnPropertyDescriptor(asyncHooks.AsyncLocalStorage.prototype, 'run')).toEqual(before);
+    propagator.disable();
+    expect(propagator.keepsHolders).toBe(false);
+    time.stop(false);
   });
 });
 

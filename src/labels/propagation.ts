@@ -22,8 +22,12 @@ export interface LabelPropagator {
   enable(): void;
   /** Stop touching the engine (right before the time profiler stops). */
   disable(): void;
-  /** Runs `fn` with `labels` current for it and everything it schedules; the outer labels after. */
-  run<T>(labels: Labels, fn: () => T): T;
+  /**
+   * Runs `fn` with `labels` current for it and everything it schedules; the outer labels after.
+   * `reused`: this very label set object comes back again and again (route label sets), so the
+   * propagator may keep per-set state for it (CPED mode keeps the engine's holder).
+   */
+  run<T>(labels: Labels, fn: () => T, reused?: boolean): T;
   /** The label set of the running code, undefined outside any labelled work. */
   current(): Labels | undefined;
   /** Times the engine refused a context (the propagator then turns itself off). */
@@ -53,19 +57,44 @@ export function asyncContextFrameActive(): boolean {
   }
 }
 
-/** CPED mode: the engine's own AsyncContextFrame storage carries the labels. */
+/**
+ * CPED mode: the engine's own AsyncContextFrame storage carries the labels.
+ *
+ * `time.runWithContext(labels, fn)` enters the engine's AsyncLocalStorage with a holder object it
+ * creates for `labels` on every call: a native object wrapping a new persistent handle, with a
+ * weak callback the garbage collector must run later. Per request on Node 24 that cost +15 % of a
+ * hello-world request's CPU over entering a plain AsyncLocalStorage (bench/RESULTS.md, session 3).
+ * Route label sets are few and reused, so their holders are kept, and requests enter the engine's
+ * store with the kept holder directly: the samples see exactly what runWithContext would have
+ * given them (the store and the holder are the engine's own).
+ *
+ * The engine does not expose its store: enable() catches it as the engine enters it for a probe,
+ * then checks that entering it with a kept holder makes the engine report those labels. If
+ * anything differs (another engine version), every call goes through runWithContext as before.
+ * Holders belong to the running profiler (freed with it), so they are dropped at disable(),
+ * before the engine stops, and the store is caught anew at each session.
+ */
 export class CpedPropagator implements LabelPropagator {
   readonly mode = 'cped' as const;
   engineErrors = 0;
   private enabled = false;
+  /** the engine's AsyncLocalStorage for this session, when caught and checked */
+  private engineStore: AsyncLocalStorage<object> | undefined;
+  /** engine holders of reused label sets, for this session only */
+  private holders = new WeakMap<Labels, object>();
 
   constructor(private readonly engine: ContextEngine = time) {}
+
+  /** Whether requests enter the engine's store with kept holders (false: runWithContext per call). */
+  get keepsHolders(): boolean {
+    return this.engineStore !== undefined;
+  }
 
   enable(): void {
     // time.start({ useCPED: true }) created the storage. Probe it once: a profiler started
     // without useCPED makes runWithContext throw, and that must not happen inside a request.
     try {
-      this.engine.runWithContext(PROBE_LABELS, noop);
+      this.engineStore = catchEngineStore(this.engine);
       this.enabled = true;
     } catch {
       this.engineErrors++;
@@ -75,18 +104,68 @@ export class CpedPropagator implements LabelPropagator {
 
   disable(): void {
     this.enabled = false;
+    this.engineStore = undefined;
+    this.holders = new WeakMap();
   }
 
-  run<T>(labels: Labels, fn: () => T): T {
+  run<T>(labels: Labels, fn: () => T, reused = false): T {
     // A stopped engine throws from runWithContext; never let that reach a request.
     if (!this.enabled || !this.engine.isStarted()) return fn();
-    return this.engine.runWithContext(labels, fn);
+    const store = this.engineStore;
+    if (store === undefined || !reused) return this.engine.runWithContext(labels, fn);
+    let holder = this.holders.get(labels);
+    if (holder === undefined) {
+      holder = this.engine.runWithContext(labels, readStore, store);
+      if (holder === undefined) return this.engine.runWithContext(labels, fn);
+      this.holders.set(labels, holder);
+    }
+    return store.run(holder, fn);
   }
 
   current(): Labels | undefined {
     if (!this.enabled || !this.engine.isStarted()) return undefined;
     return this.engine.getContext() as Labels | undefined;
   }
+}
+
+function readStore(store: AsyncLocalStorage<object>): object | undefined {
+  return store.getStore();
+}
+
+/**
+ * The AsyncLocalStorage the engine enters in runWithContext, caught with a probe call (which also
+ * throws if the engine cannot run contexts at all), or undefined when it cannot be caught and
+ * checked. AsyncLocalStorage.prototype.run is wrapped for the probe call only, synchronously:
+ * nothing else can run in between, and the original is put back before this returns.
+ */
+function catchEngineStore(engine: ContextEngine): AsyncLocalStorage<object> | undefined {
+  const proto = AsyncLocalStorage.prototype;
+  const original = Object.getOwnPropertyDescriptor(proto, 'run');
+  const originalRun = original?.value as ((...args: unknown[]) => unknown) | undefined;
+  let caught: AsyncLocalStorage<object> | undefined;
+  const canWrap = original !== undefined && typeof originalRun === 'function' && original.configurable === true;
+  if (canWrap) {
+    Object.defineProperty(proto, 'run', {
+      ...original,
+      value: function run(this: AsyncLocalStorage<object>, ...args: unknown[]) {
+        caught ??= this;
+        return originalRun.apply(this, args);
+      },
+    });
+  }
+  try {
+    engine.runWithContext(PROBE_LABELS, noop);
+  } finally {
+    if (canWrap) Object.defineProperty(proto, 'run', original);
+  }
+  if (caught === undefined) return undefined;
+  // The check: a holder made by the engine, entered through the caught store, must be what the
+  // engine reports as the current context. Otherwise the store is not the one the samples read.
+  const store = caught;
+  const check: Labels = Object.freeze({});
+  const holder = engine.runWithContext(check, readStore, store);
+  if (holder === undefined || holder === null || typeof holder !== 'object') return undefined;
+  return store.run(holder, () => engine.getContext()) === check ? store : undefined;
 }
 
 const PROBE_LABELS: Labels = Object.freeze({});
