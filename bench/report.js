@@ -17,6 +17,7 @@ const CONFIGS = [
 const EXTRA_CONFIGS = [
   { key: 'baseline-again', label: 'x. baseline again (A/A: the run\'s own noise)' },
   { key: 'disabled', label: 'x. this plugin, enabled: false (diagnosis)' },
+  { key: 'large-graph', label: 'x. baseline + require(\'typescript\'), no profiling (control)' },
   { key: 'loaded', label: 'x. @datadog/pprof loaded, not started (diagnosis)' },
   { key: 'engine', label: 'x. engine alone, no labels/uploads (diagnosis)' },
 ];

@@ -16,8 +16,9 @@
  *
  * Environment: BENCH_QUICK=1 (one round, few requests, short uploads: a smoke test; RESULTS.md is
  * left alone unless BENCH_WRITE=1), BENCH_JSON=FILE (raw figures as JSON), BENCH_ROUNDS=N.
- * Diagnosis: BENCH_EXTRA=baseline-again,disabled,loaded,engine (more configurations, see bench/server.js),
- * BENCH_ROUTES=/hello (fewer routes), BENCH_CPU_ONLY=1 (CPU rounds only, nothing written).
+ * Diagnosis: BENCH_EXTRA=baseline-again,disabled,large-graph,loaded,engine (more configurations, see
+ * bench/server.js), BENCH_ROUTES=/hello (fewer routes), BENCH_CPU_ONLY=1 (CPU rounds only, nothing
+ * written), BENCH_PRELOAD=typescript (every server loads these modules first; nothing written).
  */
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
@@ -278,7 +279,7 @@ async function main() {
   const started = Date.now();
   const env = machine();
   const nodeMajor = Number(process.versions.node.split('.')[0]);
-  console.log(`bench: Node ${env.node}, ${env.nproc} cores, load average ${env.loadBefore}${QUICK ? ' (BENCH_QUICK)' : ''}`);
+  console.log(`bench: Node ${env.node}, ${env.nproc} cores, load average ${env.loadBefore}${QUICK ? ' (BENCH_QUICK)' : ''}${process.env.BENCH_PRELOAD ? ` (BENCH_PRELOAD=${process.env.BENCH_PRELOAD})` : ''}`);
   const greet = compileGreetHandlers();
   const ingest = new IngestStandIn();
   const ctx = { ingest, ingestUrl: await ingest.listen(), greetRoutesJs: greet.routesJs };
@@ -302,7 +303,7 @@ async function main() {
     const elapsedS = (Date.now() - started) / 1000;
     const section = report.markdownSection({ env, plan: PLAN, summary, probe, accuracy, targets, routes: ROUTES, elapsedS });
     console.log(`\n${section}\n`);
-    if (!QUICK || process.env.BENCH_WRITE === '1') {
+    if ((!QUICK || process.env.BENCH_WRITE === '1') && !process.env.BENCH_PRELOAD) {
       report.writeResults(RESULTS_FILE, nodeMajor, section);
       console.log(`bench: wrote the Node ${nodeMajor} section of ${path.relative(process.cwd(), RESULTS_FILE)}`);
     }

@@ -53,7 +53,7 @@ const CONFIGURE = {
 };
 
 /**
- * Diagnosis only (BENCH_EXTRA=baseline-again,disabled,loaded,engine). `engine`: the engine as
+ * Diagnosis only (BENCH_EXTRA=baseline-again,disabled,large-graph,loaded,engine). `engine`: the engine as
  * the plugin runs it (CPU time at 100 Hz with contexts, heap sampling, a window collected every
  * uploadRate), without labels, hooks or uploads.
  */
@@ -63,6 +63,12 @@ const EXTRA = {
   // the plugin registered with enabled: false: the decorator only, no hook, no timer
   async disabled(app) {
     await app.register(require('../dist'), { appName, serverAddress: ingestUrl, enabled: false });
+  },
+  // Control: the baseline plus a large module graph unrelated to profiling (TypeScript's compiler,
+  // 9 MB of JS that runs a lot at load). On Node 24 loading it costs a hello-world server about as
+  // much per request as installing this plugin idle (bench/RESULTS.md, session 3).
+  async 'large-graph'() {
+    require('typescript');
   },
   // the engine's package loaded (its native addon included), nothing started
   async loaded() {
@@ -158,6 +164,9 @@ async function answer(app, msg) {
 }
 
 async function main() {
+  // BENCH_PRELOAD=typescript,... (diagnosis): every configuration, the baseline included, first
+  // loads these modules, as a service with a large module graph of its own would have
+  for (const name of (process.env.BENCH_PRELOAD || '').split(',').filter(Boolean)) require(name);
   if (!CONFIGURE[config]) throw new Error(`unknown configuration ${JSON.stringify(config)}; expected one of ${Object.keys(CONFIGURE).join(', ')}`);
   const app = buildApp();
   await CONFIGURE[config](app);
