@@ -65,8 +65,9 @@ const EXTRA = {
     await app.register(require('../dist'), { appName, serverAddress: ingestUrl, enabled: false });
   },
   // Control: the baseline plus a large module graph unrelated to profiling (TypeScript's compiler,
-  // 9 MB of JS that runs a lot at load). On Node 24 loading it costs a hello-world server about as
-  // much per request as installing this plugin idle (bench/RESULTS.md, session 3).
+  // 9 MB of JS that runs a lot at load). Loaded into a bare hello-world app on Node 24 it cost
+  // +22-27 % per request; in this server it read 1.07-1.25 (bench/RESULTS.md, session 3): it shows
+  // how much of an installed plugin's figure any sizeable module graph would cost.
   async 'large-graph'() {
     require('typescript');
   },

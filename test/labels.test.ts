@@ -588,7 +588,6 @@ describeCped('cped mode keeps one engine holder per route label set', () => {
     const propagator = new CpedPropagator(engine);
     time.start({ intervalMicros: 1000, durationMillis: 20_000, withContexts: true, useCPED: true });
     propagator.enable();
-    expect(propagator.keepsHolders).toBe(false);
     const route: Labels = Object.freeze({ route: '/x' });
     engine.runWithContextCalls = 0;
     const got = await Promise.all(
@@ -609,15 +608,20 @@ describeCped('cped mode keeps one engine holder per route label set', () => {
     time.stop(false);
   });
 
-  test('the probe puts AsyncLocalStorage.prototype.run back as it was', () => {
+  test('the probe puts AsyncLocalStorage.prototype.run back as it was, and holders are made anew after disable()', () => {
     const before = Object.getOwnPropertyDescriptor(asyncHooks.AsyncLocalStorage.prototype, 'run');
-    const propagator = new CpedPropagator(countingEngine());
+    const engine = countingEngine();
+    const propagator = new CpedPropagator(engine);
+    const route: Labels = Object.freeze({ route: '/x' });
     time.start({ intervalMicros: 1000, durationMillis: 20_000, withContexts: true, useCPED: true });
-    propagator.enable();
-    expect(propagator.keepsHolders).toBe(true);
-    expect(Object.getOwnPropertyDescriptor(asyncHooks.AsyncLocalStorage.prototype, 'run')).toEqual(before);
-    propagator.disable();
-    expect(propagator.keepsHolders).toBe(false);
+    for (let session = 0; session < 2; session++) {
+      propagator.enable();
+      expect(Object.getOwnPropertyDescriptor(asyncHooks.AsyncLocalStorage.prototype, 'run')).toEqual(before);
+      engine.runWithContextCalls = 0;
+      for (let i = 0; i < 3; i++) expect(propagator.run(route, sampleContext, true)).toBe(route);
+      expect(engine.runWithContextCalls).toBe(1); // one holder made, then kept; made again in the next session
+      propagator.disable();
+    }
     time.stop(false);
   });
 });

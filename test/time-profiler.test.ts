@@ -27,6 +27,16 @@ function burn(ms: number): number {
 const samplesOf = (views: ReturnType<TimeProfiler['collect']>): number =>
   views.reduce((sum, v) => sum + v.profile.sample.length, 0);
 
+/** A started profiler whose engine answers `answers` to its next stuck checks; `start` watches restarts. */
+function startedWithStuckAnswers(sampleRate: number, answers: number[]) {
+  const profiler = new TimeProfiler({ sampleRate, cpu: true, wall: false, windowMs: 1000, labeler: labeler() });
+  profiler.start();
+  const start = jest.spyOn(time, 'start');
+  const stuck = jest.spyOn(time, 'v8ProfilerStuckEventLoopDetected');
+  for (const answer of answers) stuck.mockReturnValueOnce(answer);
+  return { profiler, start };
+}
+
 afterEach(() => {
   if (time.isStarted()) time.stop(false);
   jest.restoreAllMocks();
@@ -71,10 +81,7 @@ test('two long windows in a row the engine calls stuck for certain restart the e
 });
 
 test('"possibly stuck" (1), or "stuck" over windows of a few sample periods, restarts nothing', () => {
-  const profiler = new TimeProfiler({ sampleRate: 10, cpu: true, wall: false, windowMs: 1000, labeler: labeler() });
-  profiler.start();
-  const start = jest.spyOn(time, 'start');
-  jest.spyOn(time, 'v8ProfilerStuckEventLoopDetected').mockReturnValueOnce(1).mockReturnValueOnce(2).mockReturnValueOnce(2);
+  const { profiler, start } = startedWithStuckAnswers(10, [1, 2, 2]);
   profiler.collect(); // "maybe": false positives happen
   profiler.collect(); // 2, but the window is far shorter than 20 periods of 100 ms
   profiler.collect(); // again
@@ -84,10 +91,7 @@ test('"possibly stuck" (1), or "stuck" over windows of a few sample periods, res
 });
 
 test('a long stuck window followed by a sampled one restarts nothing (a stalled machine, not a stuck sampler)', () => {
-  const profiler = new TimeProfiler({ sampleRate: 1000, cpu: true, wall: false, windowMs: 1000, labeler: labeler() });
-  profiler.start();
-  const start = jest.spyOn(time, 'start');
-  jest.spyOn(time, 'v8ProfilerStuckEventLoopDetected').mockReturnValueOnce(2).mockReturnValueOnce(0).mockReturnValueOnce(2);
+  const { profiler, start } = startedWithStuckAnswers(1000, [2, 0, 2]);
   for (let window = 0; window < 3; window++) {
     burn(30);
     profiler.collect();

@@ -85,11 +85,6 @@ export class CpedPropagator implements LabelPropagator {
 
   constructor(private readonly engine: ContextEngine = time) {}
 
-  /** Whether requests enter the engine's store with kept holders (false: runWithContext per call). */
-  get keepsHolders(): boolean {
-    return this.engineStore !== undefined;
-  }
-
   enable(): void {
     // time.start({ useCPED: true }) created the storage. Probe it once: a profiler started
     // without useCPED makes runWithContext throw, and that must not happen inside a request.
@@ -164,7 +159,7 @@ function catchEngineStore(engine: ContextEngine): AsyncLocalStorage<object> | un
   const store = caught;
   const check: Labels = Object.freeze({});
   const holder = engine.runWithContext(check, readStore, store);
-  if (holder === undefined || holder === null || typeof holder !== 'object') return undefined;
+  if (typeof holder !== 'object' || holder === null) return undefined;
   return store.run(holder, () => engine.getContext()) === check ? store : undefined;
 }
 
