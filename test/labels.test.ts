@@ -27,9 +27,9 @@ import { extendLabels, noDrops } from '../src/labels/label-set';
 import { AsyncHookPropagator, CpedPropagator, asyncContextFrameActive, labelsOfContext, LabelHolder, type ContextEngine } from '../src/labels/propagation';
 import { MAX_LABEL_VALUE_LENGTH } from '../src/pyroscope-rules';
 import type { Labels } from '../src/types';
+import { expectedLabelMode } from './helpers/node-line';
 
 const DEFAULTS: LabelOptions = { route: true, method: true, maxLabelValues: 1000 };
-const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 
 /** The label set a sample taken right now would carry (the engine's context, holder unwrapped). */
 function sampleContext(): unknown {
@@ -144,9 +144,8 @@ describe('RequestLabels options and detection', () => {
     expect(labels.detectMode()).toBe(expected);
     expect(labels.mode).toBe(expected);
     expect(labels.timeProfilerOptions()).toEqual({ withContexts: true, useCPED: expected === 'cped' });
-    // Node 20 has no AsyncContextFrame; Node 24 has it on by default.
-    if (NODE_MAJOR === 20) expect(expected).toBe('async-hooks');
-    if (NODE_MAJOR >= 24 && !process.execArgv.includes('--no-async-context-frame')) expect(expected).toBe('cped');
+    // Node 20 has no AsyncContextFrame; 22 only with a flag; 24 and later by default.
+    expect(expected).toBe(expectedLabelMode());
   });
 });
 
