@@ -76,6 +76,9 @@ export const OptionsSchema = Type.Object(
     maxPendingUploads: Type.Optional(opt(Type.Number(), 'an integer from 1 to 10000')),
     maxPendingBytes: Type.Optional(opt(Type.Number(), 'an integer number of bytes of at least 65536')),
     allowInsecureAuth: Type.Optional(opt(Type.Boolean(), 'true or false')),
+    sourceMaps: Type.Optional(opt(Type.Boolean(), 'true or false')),
+    root: Type.Optional(opt(Type.String(), 'an application root directory path')),
+    absolutePaths: Type.Optional(opt(Type.Boolean(), 'true or false')),
   },
   { additionalProperties: false },
 );
@@ -114,6 +117,12 @@ export interface ResolvedOptions {
   maxPendingUploads: number;
   maxPendingBytes: number;
   allowInsecureAuth: boolean;
+  /** frames mapped through their scripts' source maps */
+  sourceMaps: boolean;
+  /** file names are sent relative to this directory (undefined: found from the entry script) */
+  root?: string;
+  /** file names are sent as they are */
+  absolutePaths: boolean;
 }
 
 export const DEFAULTS = {
@@ -133,6 +142,8 @@ export const DEFAULTS = {
   maxUploadRetries: 3,
   maxPendingUploads: 50,
   maxPendingBytes: 20 * 1024 * 1024,
+  sourceMaps: true,
+  absolutePaths: false,
 } as const;
 
 /** Environment variables the official Pyroscope SDKs read, and the option each fills. */
@@ -284,6 +295,15 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     problems.add('uploadRate', input.uploadRate ?? DEFAULTS.uploadRate, `a duration no longer than profilingDuration (${profilingDuration} ms)`);
   }
 
+  const root = input.root;
+  // eslint-disable-next-line no-control-regex
+  if (root !== undefined && (root.trim() === '' || root.length > 4096 || /[\u0000-\u001f]/.test(root))) {
+    throw new ProfilingOptionError('root', root, 'a directory path of 1 to 4096 characters without control characters');
+  }
+  if (root !== undefined && input.absolutePaths === true) {
+    throw new ProfilingOptionError('root', root, 'either root (file names relative to it) or absolutePaths: true (file names unchanged), not both');
+  }
+
   const profileTypes = { ...DEFAULTS.profileTypes, ...(input.profileTypes ?? {}) };
   if (!profileTypes.cpu && !profileTypes.wall && !profileTypes.heap) {
     problems.add('profileTypes', input.profileTypes, 'at least one of "cpu", "wall" and "heap" set to true');
@@ -318,6 +338,9 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     maxPendingUploads: integerIn(problems, 'maxPendingUploads', input.maxPendingUploads ?? DEFAULTS.maxPendingUploads, 1, 10_000),
     maxPendingBytes: integerIn(problems, 'maxPendingBytes', input.maxPendingBytes ?? DEFAULTS.maxPendingBytes, 65_536, Number.MAX_SAFE_INTEGER),
     allowInsecureAuth,
+    sourceMaps: input.sourceMaps ?? DEFAULTS.sourceMaps,
+    root,
+    absolutePaths: input.absolutePaths ?? DEFAULTS.absolutePaths,
   };
   problems.throwIfAny();
   return resolved;

@@ -10,10 +10,12 @@ import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
 import { InvalidLabelError, RequestLabels, routeProfilingConfigProblem, type LabelMode } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
-import { EngineProfiler } from './profilers';
+import { EngineProfiler, FrameRewriter } from './profilers';
+import { PathCleaner } from './profilers/paths';
+import { SourceMaps, type SourceMapStats } from './profilers/source-maps';
 import type { Exporter, ExporterStats, MinimalLogger } from './types';
 
-export interface ProfilerStats extends ControllerStats {
+export interface ProfilerStats extends ControllerStats, SourceMapStats {
   enabled: boolean;
   cpuUsage: number;
   labelMode?: LabelMode;
@@ -125,6 +127,8 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     await usage.init();
     const exporters = createExporters(options, logger);
     const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall;
+    const sourceMaps = options.sourceMaps ? new SourceMaps({ logger }) : undefined;
+    const frames = new FrameRewriter(new PathCleaner({ root: options.root, absolutePaths: options.absolutePaths }), sourceMaps);
     const controller = new ProfilingController({
       options,
       measureUsage: () => usage.measure(),
@@ -134,6 +138,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
         profileTypes: options.profileTypes,
         windowMs: options.uploadRate,
         labeler: labelsWanted ? labels : undefined,
+        frames,
       }),
       exporters,
       logger,
@@ -155,6 +160,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
           labelMode: labels.mode,
           labelValuesOverflowed: labels.stats().overflowedValues,
           ...engine,
+          ...(sourceMaps?.stats() ?? NO_SOURCE_MAPS),
           ...exported,
           lastError: engine.lastError ?? exported.lastError,
         };
@@ -189,6 +195,8 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
   }
 };
 
+const NO_SOURCE_MAPS: SourceMapStats = { sourceMapErrors: 0, sourceMapsCached: 0, sourceMapCacheBytes: 0 };
+
 /** `enabled: false`: the decorator exists (so code calling it keeps working) and does nothing. */
 function disabledProfiler(): ProfilerDecorator {
   const stats: ProfilerStats = {
@@ -202,6 +210,7 @@ function disabledProfiler(): ProfilerDecorator {
     samplesFolded: 0,
     samplerRestarts: 0,
     engineErrors: 0,
+    ...NO_SOURCE_MAPS,
     uploadsOk: 0,
     uploadsFailed: 0,
     bytesSent: 0,

@@ -60,6 +60,9 @@ const KIND: Record<string, OptionKind> = {
   maxPendingUploads: 'number',
   maxPendingBytes: 'number',
   allowInsecureAuth: 'boolean',
+  sourceMaps: 'boolean',
+  root: 'path',
+  absolutePaths: 'boolean',
 };
 
 /** Options a refusal of option X may name instead of X (cross-field rules). */

@@ -72,7 +72,10 @@ describe('resolveOptions: defaults', () => {
       maxPendingUploads: 50,
       maxPendingBytes: 20 * 1024 * 1024,
       allowInsecureAuth: false,
+      sourceMaps: true,
+      absolutePaths: false,
     });
+    expect(o.root).toBeUndefined();
     expect(o.authToken).toBeUndefined();
     expect(o.outputDir).toBeUndefined();
   });
@@ -92,6 +95,11 @@ describe('resolveOptions: defaults', () => {
     expect(resolveOptions({ ...base, serverAddress: 'https://profiles.example.com/pyroscope/' }, noEnv).serverAddress).toBe(
       'https://profiles.example.com/pyroscope',
     );
+  });
+
+  it('takes sourceMaps, root and absolutePaths', () => {
+    expect(resolveOptions({ ...base, sourceMaps: false, root: '/srv/app' }, noEnv)).toMatchObject({ sourceMaps: false, root: '/srv/app', absolutePaths: false });
+    expect(resolveOptions({ ...base, absolutePaths: true }, noEnv)).toMatchObject({ sourceMaps: true, absolutePaths: true });
   });
 
   it('does not require a destination nor an app name when disabled', () => {
@@ -173,6 +181,9 @@ describe('resolveOptions: every rejection names the option, the value and what i
     ['credentials over http to a remote host', { ...base, serverAddress: 'http://pyro.example.com', authToken: 't' }, /"serverAddress".*allowInsecureAuth/],
     ['credentials in the URL', { ...base, serverAddress: 'http://user:secret@localhost:4040' }, /"serverAddress".*without credentials/],
     ['options not an object', [] as unknown as Record<string, unknown>, /"options".*an object/],
+    ['sourceMaps as string', { ...base, sourceMaps: 'on' }, /"sourceMaps".*"on".*true or false/],
+    ['empty root', { ...base, root: ' ' }, /"root".*directory path of 1 to 4096/],
+    ['root and absolutePaths', { ...base, root: '/srv/app', absolutePaths: true }, /"root".*either root.*or absolutePaths: true.*not both/],
   ])('%s', (_name, raw, message) => {
     expect(errorFor(raw).message).toMatch(message);
   });

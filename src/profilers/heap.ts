@@ -3,6 +3,7 @@
  * of each window. Heap samples carry no request context, so heap profiles have no labels.
  */
 import { heap } from '@datadog/pprof';
+import { FRAME_COLUMNS_ENGINE_OPTIONS } from './frames';
 import type { WindowProfile } from './time';
 import { capSamples, hasSamples, mergeIdenticalSamples } from './transform';
 import { MAX_SAMPLES_PER_PROFILE } from '../pyroscope-rules';
@@ -13,7 +14,11 @@ const STACK_DEPTH = 64;
 export class HeapProfiler {
   private started = false;
 
-  constructor(private readonly samplingIntervalBytes: number) {}
+  constructor(
+    private readonly samplingIntervalBytes: number,
+    /** keep each frame's column for source maps (FrameRewriter) */
+    private readonly frameColumns = false,
+  ) {}
 
   get running(): boolean {
     return this.started;
@@ -27,7 +32,8 @@ export class HeapProfiler {
   /** What is live now (heap profiles are snapshots, not deltas). */
   collect(): WindowProfile[] {
     if (!this.started) return [];
-    const profile = heap.profile();
+    const { sourceMapper, columnNumbers } = FRAME_COLUMNS_ENGINE_OPTIONS;
+    const profile = this.frameColumns ? heap.profile(undefined, sourceMapper, undefined, columnNumbers) : heap.profile();
     if (!hasSamples(profile)) return [];
     mergeIdenticalSamples(profile);
     const foldedSamples = capSamples(profile, MAX_SAMPLES_PER_PROFILE);

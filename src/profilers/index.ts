@@ -6,10 +6,11 @@
  */
 import { encode } from '@datadog/pprof';
 import type { EncodedProfile } from '../types';
+import { FrameRewriter } from './frames';
 import { HeapProfiler } from './heap';
 import { TimeProfiler, type SampleLabeler, type WindowProfile } from './time';
 
-export { HeapProfiler, TimeProfiler, type SampleLabeler, type WindowProfile };
+export { FrameRewriter, HeapProfiler, TimeProfiler, type SampleLabeler, type WindowProfile };
 
 /** What the controller drives; a fake in tests. */
 export interface SessionProfiler {
@@ -40,19 +41,24 @@ export interface EngineProfilerOptions {
   profileTypes: { cpu: boolean; wall: boolean; heap: boolean };
   windowMs: number;
   labeler?: SampleLabeler;
+  /** source maps and clean file names, applied to every profile before encoding */
+  frames?: FrameRewriter;
 }
 
 /** The real thing, over @datadog/pprof. */
 export class EngineProfiler implements SessionProfiler {
   private readonly time?: TimeProfiler;
   private readonly heap?: HeapProfiler;
+  private readonly frames?: FrameRewriter;
 
   constructor(options: EngineProfilerOptions) {
     const { cpu, wall, heap } = options.profileTypes;
+    const frameColumns = options.frames?.wantsColumns ?? false;
     if (cpu || wall) {
-      this.time = new TimeProfiler({ sampleRate: options.sampleRate, cpu, wall, windowMs: options.windowMs, labeler: options.labeler });
+      this.time = new TimeProfiler({ sampleRate: options.sampleRate, cpu, wall, windowMs: options.windowMs, labeler: options.labeler, frameColumns });
     }
-    if (heap) this.heap = new HeapProfiler(options.heapSamplingInterval);
+    if (heap) this.heap = new HeapProfiler(options.heapSamplingInterval, frameColumns);
+    this.frames = options.frames;
   }
 
   start(): void {
@@ -77,7 +83,7 @@ export class EngineProfiler implements SessionProfiler {
     await yieldToEventLoop();
     const heapProfiles = this.heap?.collect() ?? [];
     await yieldToEventLoop();
-    const encoded = await encodeWindow([...timeProfiles, ...heapProfiles], window);
+    const encoded = await encodeWindow([...timeProfiles, ...heapProfiles], window, this.frames);
     return samplerRestarted ? { ...encoded, samplerRestarted } : encoded;
   }
 
@@ -89,7 +95,7 @@ export class EngineProfiler implements SessionProfiler {
       this.heap?.stop(); // both samplers stop even when one throws
       throw error;
     }
-    return encodeWindow([...timeProfiles, ...(this.heap?.stop() ?? [])], window);
+    return encodeWindow([...timeProfiles, ...(this.heap?.stop() ?? [])], window, this.frames);
   }
 }
 
@@ -97,13 +103,14 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-async function encodeWindow(captured: WindowProfile[], window: Window): Promise<CollectedWindow> {
+async function encodeWindow(captured: WindowProfile[], window: Window, frames: FrameRewriter | undefined): Promise<CollectedWindow> {
   const profiles: EncodedProfile[] = [];
   let foldedSamples = 0;
   for (const { kind, profile, foldedSamples: folded } of captured) {
     // Pyroscope files a profile at time_nanos (and refuses it outside now-1h..now+10m)
     profile.timeNanos = window.startMs * 1_000_000;
     profile.durationNanos = Math.max(0, window.endMs - window.startMs) * 1_000_000;
+    await frames?.rewrite(profile);
     const body = await encode(profile);
     profiles.push({ kind, body, startMs: window.startMs, endMs: window.endMs, sampleCount: profile.sample.length });
     foldedSamples += folded;

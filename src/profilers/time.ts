@@ -5,6 +5,7 @@
 import { time } from '@datadog/pprof';
 import type { Profile } from 'pprof-format';
 import type { ProfileKind } from '../types';
+import { FRAME_COLUMNS_ENGINE_OPTIONS } from './frames';
 import { projectTimeProfile, type Projected } from './transform';
 
 /** What the time profiler needs from the label propagation (src/labels.ts). */
@@ -21,6 +22,8 @@ export interface TimeProfilerOptions {
   wall: boolean;
   windowMs: number;
   labeler?: SampleLabeler;
+  /** keep each frame's column for source maps (FrameRewriter) */
+  frameColumns?: boolean;
 }
 
 export interface WindowProfile {
@@ -63,6 +66,7 @@ export class TimeProfiler {
       // 12-20 ms of blocked event loop per flush measured at 100 Hz, against 1-2 ms without it.
       // The engine still detects a stuck sampler without the workaround; collect() recovers.
       workaroundV8Bug: false,
+      ...(this.options.frameColumns === true ? FRAME_COLUMNS_ENGINE_OPTIONS : {}),
     });
     this.windowStartedAt = performance.now();
     this.stuckWindows = 0;
