@@ -153,7 +153,9 @@ function checkLoadedPhase(result: PhaseResult): void {
       `the hottest function of ${PING_ROUTE} is ${top ?? 'none'}, not ${HOT_FUNCTION} (${percent(result.report.hotFunctionShare)} of its CPU time); see ${result.report.htmlPing}`,
     );
   }
-  console.log(`OK: ${HOT_FUNCTION} is the hottest function of ${PING_ROUTE}: ${percent(result.report.hotFunctionShare)} of its CPU time`);
+  console.log(
+    `OK: ${HOT_FUNCTION} is the hottest function of ${PING_ROUTE}: ${percent(result.report.hotFunctionShare)} of its CPU time, at ${result.report.pingTopLocation || 'an unknown location'}`,
+  );
 }
 
 /** With the loop off, it must be gone from the profile. */
@@ -234,6 +236,7 @@ function writeSummary(settings: Settings, phases: PhaseResult[]): string {
           totalCpuNs: p.report.totalNs,
           pingCpuMsPerRequest: p.pingCpuMsPerRequest,
           pingTopFunction: p.report.pingTopFunction ?? null,
+          pingTopLocation: p.report.pingTopLocation ?? null,
           hotFunctionShare: p.report.hotFunctionShare,
           htmlPing: p.report.htmlPing ?? null,
           htmlIndex: p.report.htmlIndex,

@@ -117,7 +117,7 @@ describe('npm run demo', () => {
 
       // On a failed expectation, show what the demo printed.
       try {
-        expect(result.stdout).toMatch(/OK: simulateCPULoad is the hottest function of \/ping: \d+\.\d %/);
+        expect(result.stdout).toMatch(/OK: simulateCPULoad is the hottest function of \/ping: \d+\.\d % of its CPU time, at example-app\/internal\/logic\/pinglogic\.ts:\d+/);
         expect(result.stdout).toMatch(/OK: simulateCPULoad is gone from \/ping/);
         expect(result.stdout).toMatch(/Flame graph of \/ping: .*route-ping\.html/);
         // the V8 limit the demo works around is said on screen, flags and all
@@ -127,6 +127,10 @@ describe('npm run demo', () => {
         const summary = JSON.parse(readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
         const { on, off } = summary.phases;
         expect(on.pingTopFunction).toBe('simulateCPULoad');
+        // source-mapped (the example is compiled with source maps): the .ts file and the line of its declaration
+        const pinglogic = readFileSync(path.join(ROOT, 'example-app/internal/logic/pinglogic.ts'), 'utf8').split('\n');
+        const declared = pinglogic.findIndex((line) => /function simulateCPULoad\(/.test(line)) + 1;
+        expect(on.pingTopLocation).toBe(`example-app/internal/logic/pinglogic.ts:${declared}`);
         expect(on.hotFunctionShare).toBeGreaterThan(0.25);
         expect(on.sampleType).toBe('cpu');
         expect(off.hotFunctionShare).toBe(0);

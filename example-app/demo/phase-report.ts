@@ -27,6 +27,8 @@ export interface PhaseReport {
   pingNs: number;
   /** first row of /ping's table (hottest by self time) */
   pingTopFunction?: string;
+  /** its file:line, as the profiles carry it (source-mapped: the .ts file) */
+  pingTopLocation?: string;
   /** simulateCPULoad's self time as a share of /ping's CPU time, 0..1 */
   hotFunctionShare: number;
 }
@@ -56,6 +58,7 @@ export async function reportPhase(profileDir: string, htmlDir: string): Promise<
     totalNs: report.total,
     pingNs: ping?.total ?? 0,
     pingTopFunction: ping?.functions[0]?.name,
+    pingTopLocation: ping?.functions[0]?.location,
     hotFunctionShare: ping ? hotFunctionShare(ping) : 0,
   };
 }
