@@ -1,0 +1,151 @@
+/**
+ * The pieces of frame rewriting on their own: PathCleaner (what file names become) and
+ * SourceMaps (finding, reading, bounding and refusing maps), on files written to a temp dir.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PathCleaner } from '../src/profilers/paths';
+import { SourceMaps } from '../src/profilers/source-maps';
+import type { MinimalLogger } from '../src/types';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'fcp-source-map-units-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function write(rel: string, text: string): string {
+  const file = path.join(dir, rel);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, text);
+  return file;
+}
+
+function logger(): MinimalLogger & { warnings: string[] } {
+  const warnings: string[] = [];
+  return { warnings, info: () => undefined, debug: () => undefined, error: () => undefined, warn: (_o, msg) => warnings.push(msg ?? '') };
+}
+
+describe('PathCleaner', () => {
+  test('relative to the root, node_modules/<package>/<path>, node: and non-paths unchanged', async () => {
+    const root = path.join(dir, 'app');
+    const cleaner = new PathCleaner({ root, absolutePaths: false });
+    const files = [
+      path.join(root, 'src/server.ts'),
+      path.join(root, 'node_modules/fastify/lib/route.js'),
+      path.join(dir, 'elsewhere/node_modules/@scope/pkg/node_modules/dep/index.js'),
+      'node:internal/timers',
+      'evalmachine.<anonymous>',
+      '',
+    ];
+    await cleaner.prepare(files);
+    expect(files.map((f) => cleaner.clean(f))).toEqual([
+      'src/server.ts',
+      'node_modules/fastify/lib/route.js',
+      'node_modules/dep/index.js',
+      'node:internal/timers',
+      'evalmachine.<anonymous>',
+      '',
+    ]);
+  });
+
+  test('a file outside the root is named by its package, or by its base name without one', async () => {
+    write('lib/package.json', JSON.stringify({ name: 'shared-lib' }));
+    const inPackage = write('lib/dist/util.js', '');
+    const root = path.join(dir, 'app');
+    const cleaner = new PathCleaner({ root, absolutePaths: false });
+    const loose = path.join(path.parse(dir).root, 'fcp-no-such-dir', 'loose.js');
+    await cleaner.prepare([inPackage, loose]);
+    expect(cleaner.clean(inPackage)).toBe('shared-lib/dist/util.js');
+    expect(cleaner.clean(loose)).toBe('loose.js');
+  });
+
+  test('absolutePaths keeps every name as it is', async () => {
+    const cleaner = new PathCleaner({ absolutePaths: true });
+    const file = path.join(dir, 'x.js');
+    await cleaner.prepare([file]);
+    expect(cleaner.clean(file)).toBe(file);
+  });
+
+  test('without a root, the root is the directory of the package.json nearest the entry script', async () => {
+    const cleaner = new PathCleaner({ absolutePaths: false });
+    const file = path.resolve(__dirname, '../src/plugin.ts');
+    await cleaner.prepare([file]);
+    // under Jest the entry script is Jest's own (inside node_modules): the current directory's package counts
+    expect(cleaner.clean(file)).toBe('src/plugin.ts');
+  });
+});
+
+describe('SourceMaps', () => {
+  /** A script of `lines` lines whose map sends line i to line i + 10 of `source` (with content). */
+  function mappedScript(name: string, lines: number, mapText?: (map: object) => string): string {
+    const js = Array.from({ length: lines }, (_, i) => `function f${i}() {}`).join('\n');
+    const map = { version: 3, sources: [`${name}.ts`], sourcesContent: ['// original'], names: [], mappings: ['AAUA', ...Array.from({ length: lines - 1 }, () => 'AACA')].join(';') };
+    const annotation = mapText ? mapText(map) : `${name}.js.map`;
+    if (!mapText) write(`${name}.js.map`, JSON.stringify(map));
+    return write(`${name}.js`, `${js}\n//# sourceMappingURL=${annotation}\n`);
+  }
+
+  test('maps a line through an external map, and through an inline base64 or URL-encoded one', async () => {
+    const external = mappedScript('external', 5);
+    const base64 = mappedScript('base64', 5, (m) => `data:application/json;charset=utf-8;base64,${Buffer.from(JSON.stringify(m)).toString('base64')}`);
+    const encoded = mappedScript('encoded', 5, (m) => `data:application/json,${encodeURIComponent(JSON.stringify(m))}`);
+    const maps = new SourceMaps({ logger: logger() });
+    await maps.prepare([external, base64, encoded]);
+    for (const [script, source] of [
+      [external, 'external.ts'],
+      [base64, 'base64.ts'],
+      [encoded, 'encoded.ts'],
+    ]) {
+      expect(maps.lookup(script, 3, 10, 'f2')).toEqual({ file: path.join(dir, source), line: 13, name: undefined });
+    }
+    expect(maps.stats()).toMatchObject({ sourceMapErrors: 0, sourceMapsCached: 3 });
+  });
+
+  test('a script without an annotation, with an http map, or under node_modules is no error', async () => {
+    const plain = write('plain.js', 'function x() {}\n');
+    const remote = write('remote.js', 'function x() {}\n//# sourceMappingURL=https://cdn.example.com/remote.js.map\n');
+    const thirdParty = write('node_modules/pkg/index.js', 'function x() {}\n//# sourceMappingURL=missing.js.map\n');
+    const maps = new SourceMaps({ logger: logger() });
+    await maps.prepare([plain, remote, thirdParty, 'node:internal/timers', '']);
+    expect(maps.lookup(plain, 1, 10, 'x')).toBeUndefined();
+    expect(maps.stats()).toEqual({ sourceMapErrors: 0, sourceMapsCached: 0, sourceMapCacheBytes: 0 });
+  });
+
+  test('the cache stays within its bound: the least recently used map goes, and comes back when asked for', async () => {
+    const scripts = ['a', 'b', 'c'].map((n) => mappedScript(n, 200));
+    const log = logger();
+    const probe = new SourceMaps({ logger: log });
+    await probe.prepare([scripts[0]]);
+    const oneMap = probe.stats().sourceMapCacheBytes;
+    expect(oneMap).toBeGreaterThan(0);
+
+    const maps = new SourceMaps({ logger: log, maxCacheBytes: oneMap * 2 });
+    await maps.prepare(scripts.slice(0, 2));
+    expect(maps.lookup(scripts[0], 1, 10, 'f0')).toBeDefined(); // a is now the most recent
+    await maps.prepare([scripts[2]]);
+    expect(maps.stats()).toMatchObject({ sourceMapsCached: 2, sourceMapCacheBytes: oneMap * 2 });
+    expect(maps.lookup(scripts[1], 1, 10, 'f0')).toBeUndefined(); // b went
+    expect(maps.lookup(scripts[0], 1, 10, 'f0')).toBeDefined();
+    await maps.prepare([scripts[1]]);
+    expect(maps.lookup(scripts[1], 1, 10, 'f0')?.line).toBe(11);
+    expect(maps.stats().sourceMapCacheBytes).toBeLessThanOrEqual(oneMap * 2);
+    expect(log.warnings).toEqual([]);
+  });
+
+  test('a map over maxMapBytes is not read; a map that is not a source map is refused; each is counted and logged once', async () => {
+    const big = mappedScript('big', 50);
+    const wrong = write('wrong.js', 'function x() {}\n//# sourceMappingURL=wrong.js.map\n');
+    write('wrong.js.map', JSON.stringify({ version: 3, sections: 'nope' }));
+    const log = logger();
+    const maps = new SourceMaps({ logger: log, maxMapBytes: 100 });
+    await maps.prepare([big, wrong]);
+    await maps.prepare([big, wrong]); // remembered: not read (nor counted) again
+    expect(maps.lookup(big, 1, 10, 'f0')).toBeUndefined();
+    expect(maps.stats().sourceMapErrors).toBe(2);
+    expect(log.warnings).toHaveLength(2);
+    expect(log.warnings.join('\n')).toMatch(/big\.js stay as compiled: its source map is 0\.0 MB, more than/);
+    expect(log.warnings.join('\n')).toMatch(/wrong\.js stay as compiled: its source map is not a valid source map/);
+  });
+});
