@@ -12,7 +12,8 @@ import { InvalidLabelError, RequestLabels, routeProfilingConfigProblem, type Lab
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
 import { EngineProfiler, FrameRewriter } from './profilers';
 import { PathCleaner } from './profilers/paths';
-import { SourceMaps, type SourceMapStats } from './profilers/source-maps';
+import { SourceMapWorker } from './profilers/source-map-client';
+import { SourceMaps, type FrameSymbolizer, type SourceMapStats } from './profilers/source-maps';
 import type { Exporter, ExporterStats, MinimalLogger } from './types';
 
 export interface ProfilerStats extends ControllerStats, SourceMapStats {
@@ -127,7 +128,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     await usage.init();
     const exporters = createExporters(options, logger);
     const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall;
-    const sourceMaps = options.sourceMaps ? new SourceMaps({ logger }) : undefined;
+    const sourceMaps = options.sourceMaps ? createSourceMaps(logger) : undefined;
     const frames = new FrameRewriter(new PathCleaner({ root: options.root, absolutePaths: options.absolutePaths }), sourceMaps);
     const controller = new ProfilingController({
       options,
@@ -186,6 +187,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
         await controller.close();
       } finally {
         usage.close();
+        await sourceMaps?.close();
         releaseSlot();
       }
     });
@@ -194,6 +196,11 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     throw error;
   }
 };
+
+/** Maps are parsed on a worker thread; in-thread only when running from the TypeScript sources (tests). */
+function createSourceMaps(logger: MinimalLogger): FrameSymbolizer {
+  return SourceMapWorker.available() ? new SourceMapWorker({ logger }) : new SourceMaps({ logger });
+}
 
 const NO_SOURCE_MAPS: SourceMapStats = { sourceMapErrors: 0, sourceMapsCached: 0, sourceMapCacheBytes: 0 };
 

@@ -10,7 +10,7 @@
  */
 import { Function as PprofFunction, Label, Line, Location, Mapping, Profile, StringTable, ValueType } from 'pprof-format';
 import type { PathCleaner } from './paths';
-import type { SourceMaps } from './source-maps';
+import { mappable, type FrameQuery, type FrameSymbolizer } from './source-maps';
 
 /** The engine's serializer tag for frames it could not map; it is what makes it keep the column. */
 const ENGINE_MISSING_MAP_COMMENT = 'dd:has-missing-map-files';
@@ -39,7 +39,7 @@ export class FrameRewriter {
   constructor(
     private readonly paths: PathCleaner,
     /** undefined: sourceMaps off */
-    private readonly sourceMaps: SourceMaps | undefined,
+    private readonly sourceMaps: FrameSymbolizer | undefined,
   ) {}
 
   /** True when frames carry columns to map (the engine options above are wanted). */
@@ -51,11 +51,7 @@ export class FrameRewriter {
   async rewrite(profile: Profile): Promise<void> {
     const strings = profile.stringTable.strings;
     const str = (i: unknown): string => strings[Number(i)] ?? '';
-    const scripts = new Set<string>();
-    for (const fn of profile.function) scripts.add(str(fn.filename));
-    if (this.sourceMaps) await this.sourceMaps.prepare(scripts);
 
-    // original positions first, so the path cleaner can prepare their files too
     interface Frame {
       file: string;
       name: string;
@@ -64,18 +60,37 @@ export class FrameRewriter {
     const functionsById = new Map<number, PprofFunction>();
     for (const fn of profile.function) functionsById.set(Number(fn.id), fn);
     const framesByLine = new Map<Line, Frame>();
-    const files = new Set<string>();
+    const queries: FrameQuery[] = [];
+    const queryIndex = new Map<string, number>();
+    const queryOfLine = new Map<Line, number>();
     for (const location of profile.location) {
       for (const line of location.line) {
         const fn = functionsById.get(Number(line.functionId));
         if (fn === undefined) continue;
         const compiled = { file: str(fn.filename), name: str(fn.name), line: Number(line.line) };
-        const original = this.sourceMaps?.lookup(compiled.file, compiled.line, Number(line.column), compiled.name);
-        const frame = original === undefined ? compiled : { file: original.file, line: original.line, name: renamed(compiled.name, original.name, original.line) };
-        framesByLine.set(line, frame);
-        files.add(frame.file);
+        framesByLine.set(line, compiled);
+        const column = Number(line.column);
+        if (this.sourceMaps === undefined || column <= 0 || !mappable(compiled.file)) continue;
+        const key = `${compiled.file}\0${compiled.line}\0${column}\0${compiled.name}`;
+        let index = queryIndex.get(key);
+        if (index === undefined) {
+          index = queries.push({ script: compiled.file, line: compiled.line, column, name: compiled.name }) - 1;
+          queryIndex.set(key, index);
+        }
+        queryOfLine.set(line, index);
       }
     }
+    if (this.sourceMaps !== undefined && queries.length > 0) {
+      const originals = await this.sourceMaps.lookupAll(queries);
+      for (const [line, index] of queryOfLine) {
+        const original = originals[index];
+        const compiled = framesByLine.get(line);
+        if (original === undefined || compiled === undefined) continue;
+        framesByLine.set(line, { file: original.file, line: original.line, name: renamed(compiled.name, original.name, original.line) });
+      }
+    }
+    const files = new Set<string>();
+    for (const frame of framesByLine.values()) files.add(frame.file);
     await this.paths.prepare(files);
 
     const table = new StringTable();

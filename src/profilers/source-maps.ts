@@ -72,13 +72,29 @@ interface LoadedMap {
   lookups: Map<number, OriginalFrame | undefined>;
 }
 
+/** One frame to map: a function's start in a script, as V8 reports it (1-based line and column). */
+export interface FrameQuery {
+  script: string;
+  line: number;
+  column: number;
+  name: string;
+}
+
+/** What FrameRewriter asks: SourceMaps here, or SourceMapWorker (the same, on a worker thread). */
+export interface FrameSymbolizer {
+  /** The original frame of each query (undefined: stays compiled), in order. Never rejects. */
+  lookupAll(queries: readonly FrameQuery[]): Promise<(OriginalFrame | undefined)[]>;
+  stats(): SourceMapStats;
+  close(): Promise<void>;
+}
+
 export interface SourceMapsOptions {
   logger: MinimalLogger;
   maxCacheBytes?: number;
   maxMapBytes?: number;
 }
 
-export class SourceMaps {
+export class SourceMaps implements FrameSymbolizer {
   /** script -> parsed map; insertion order is recency (LRU) */
   private readonly cache = new Map<string, LoadedMap>();
   private cacheBytes = 0;
@@ -98,6 +114,16 @@ export class SourceMaps {
 
   stats(): SourceMapStats {
     return { sourceMapErrors: this.errors, sourceMapsCached: this.cache.size, sourceMapCacheBytes: this.cacheBytes };
+  }
+
+  async lookupAll(queries: readonly FrameQuery[]): Promise<(OriginalFrame | undefined)[]> {
+    await this.prepare(queries.map((q) => q.script));
+    return queries.map((q) => this.lookup(q.script, q.line, q.column, q.name));
+  }
+
+  async close(): Promise<void> {
+    this.cache.clear();
+    this.cacheBytes = 0;
   }
 
   /** Loads the maps of these scripts that are not known yet. Never rejects. */
@@ -228,7 +254,8 @@ export class SourceMaps {
   }
 }
 
-function mappable(script: string): boolean {
+/** A script whose map is looked for: a file path outside node_modules. */
+export function mappable(script: string): boolean {
   return isFilePath(script) && !script.includes(`${path.sep}node_modules${path.sep}`);
 }
 

@@ -1,0 +1,164 @@
+/**
+ * Source maps on a worker thread: decoding a 5 MB bundle map's mappings blocks for 40-145 ms
+ * (measured, bench/source-map-cost.js), far past the 10 ms flush-block target, so maps are read,
+ * parsed and cached by SourceMaps on a worker (src/profilers/source-map-worker.ts) and the
+ * event loop only sends the frames of a window and reads the answers.
+ *
+ * - The worker starts the first time a window has a frame to map, is unref'd (it never keeps the
+ *   process alive) and ends at close(). Its heap is capped (resourceLimits): a map that would
+ *   exhaust it ends the worker, not the process.
+ * - Answers are remembered here (same function, same answer), so a steady window sends nothing.
+ * - A window waits at most LOOKUP_TIMEOUT_MS for its answer (a first big map): past it, its
+ *   frames go as compiled and the next window gets the mapped ones.
+ * - A worker that fails (or cannot start) is counted in sourceMapErrors, logged, and frames go as
+ *   compiled; one attempt to start a new worker is made per minute.
+ */
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { LogLimiter } from '../log-limiter';
+import type { MinimalLogger } from '../types';
+import { mappable, type FrameQuery, type FrameSymbolizer, type OriginalFrame, type SourceMapStats } from './source-maps';
+import type { LookupRequest, WorkerMessage } from './source-map-worker';
+
+const WORKER_FILE = path.join(__dirname, 'source-map-worker.js');
+export const LOOKUP_TIMEOUT_MS = 5_000;
+/** The worker's old-generation heap: room for the 64 MB cache and a map being parsed. */
+const WORKER_HEAP_MB = 256;
+const RETRY_AFTER_FAILURE_MS = 60_000;
+/** Answers remembered on this side, at most (then forgotten all at once and asked again). */
+const MAX_REMEMBERED_ANSWERS = 100_000;
+
+export interface SourceMapWorkerOptions {
+  logger: MinimalLogger;
+  maxCacheBytes?: number;
+  maxMapBytes?: number;
+}
+
+export class SourceMapWorker implements FrameSymbolizer {
+  private worker?: Worker;
+  private nextId = 1;
+  private readonly waiting = new Map<number, (message: Extract<WorkerMessage, { kind: 'answer' }> | undefined) => void>();
+  private readonly answers = new Map<string, OriginalFrame | null>();
+  private workerStats: SourceMapStats = { sourceMapErrors: 0, sourceMapsCached: 0, sourceMapCacheBytes: 0 };
+  private workerFailures = 0;
+  private failedAt?: number;
+  private closed = false;
+  private readonly logLimiter = new LogLimiter();
+
+  constructor(private readonly options: SourceMapWorkerOptions) {}
+
+  /** False when the worker's script is not there (the plugin runs from its TypeScript sources). */
+  static available(): boolean {
+    return existsSync(WORKER_FILE);
+  }
+
+  stats(): SourceMapStats {
+    return { ...this.workerStats, sourceMapErrors: this.workerStats.sourceMapErrors + this.workerFailures };
+  }
+
+  async lookupAll(queries: readonly FrameQuery[]): Promise<(OriginalFrame | undefined)[]> {
+    const results: (OriginalFrame | undefined)[] = new Array(queries.length);
+    const ask: FrameQuery[] = [];
+    const askedAt: number[] = [];
+    queries.forEach((q, i) => {
+      if (!mappable(q.script)) return;
+      const known = this.answers.get(answerKey(q));
+      if (known !== undefined) results[i] = known ?? undefined;
+      else {
+        ask.push(q);
+        askedAt.push(i);
+      }
+    });
+    if (ask.length === 0) return results;
+    const answer = await this.ask(ask);
+    if (answer === undefined) return results;
+    this.workerStats = answer.stats;
+    if (this.answers.size + ask.length > MAX_REMEMBERED_ANSWERS) this.answers.clear();
+    answer.frames.forEach((frame, j) => {
+      this.answers.set(answerKey(ask[j]), frame);
+      results[askedAt[j]] = frame ?? undefined;
+    });
+    return results;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    this.worker = undefined;
+    this.settleAll();
+    if (worker) await worker.terminate().catch(() => undefined);
+  }
+
+  private ask(queries: FrameQuery[]): Promise<Extract<WorkerMessage, { kind: 'answer' }> | undefined> {
+    const worker = this.ensureWorker();
+    if (worker === undefined) return Promise.resolve(undefined);
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(id);
+        resolve(undefined);
+      }, LOOKUP_TIMEOUT_MS);
+      timer.unref();
+      this.waiting.set(id, (message) => {
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        resolve(message);
+      });
+      worker.postMessage({ id, queries } satisfies LookupRequest);
+    });
+  }
+
+  private ensureWorker(): Worker | undefined {
+    if (this.closed) return undefined;
+    if (this.worker) return this.worker;
+    if (this.failedAt !== undefined && Date.now() - this.failedAt < RETRY_AFTER_FAILURE_MS) return undefined;
+    try {
+      const worker = new Worker(WORKER_FILE, {
+        workerData: { maxCacheBytes: this.options.maxCacheBytes, maxMapBytes: this.options.maxMapBytes },
+        resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+        stdout: false,
+        stderr: false,
+      });
+      worker.unref();
+      worker.on('message', (message: WorkerMessage) => this.onMessage(message));
+      worker.on('error', (error) => this.onFailure(worker, error));
+      worker.on('exit', (code) => {
+        if (this.worker === worker) this.onFailure(worker, new Error(`the source-map worker exited (code ${code})`));
+      });
+      this.worker = worker;
+      return worker;
+    } catch (error) {
+      this.onFailure(undefined, error);
+      return undefined;
+    }
+  }
+
+  private onMessage(message: WorkerMessage): void {
+    if (message.kind === 'answer') this.waiting.get(message.id)?.(message);
+    else this.options.logger.warn(message.fields, message.message);
+  }
+
+  private onFailure(worker: Worker | undefined, error: unknown): void {
+    if (worker !== undefined && this.worker !== worker) return;
+    this.worker = undefined;
+    this.failedAt = Date.now();
+    this.workerFailures++;
+    this.settleAll();
+    void worker?.terminate().catch(() => undefined);
+    if (this.closed) return;
+    const suppressed = this.logLimiter.admit('source_map_worker');
+    if (suppressed === undefined) return;
+    const reason = error instanceof Error ? error.message : String(error);
+    this.options.logger.warn(suppressed > 0 ? { reason, suppressed } : { reason }, `continuous profiling: source maps are off for a minute, frames stay as compiled: ${reason}`);
+  }
+
+  /** Every window waiting for an answer goes on with compiled frames. */
+  private settleAll(): void {
+    for (const settle of [...this.waiting.values()]) settle(undefined);
+  }
+}
+
+function answerKey(q: FrameQuery): string {
+  return `${q.script}\0${q.line}\0${q.column}\0${q.name}`;
+}
