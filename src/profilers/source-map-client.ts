@@ -11,7 +11,8 @@
  * - A window waits at most LOOKUP_TIMEOUT_MS for its answer (a first big map): past it, its
  *   frames go as compiled and the next window gets the mapped ones.
  * - A worker that fails (or cannot start) is counted in sourceMapErrors, logged, and frames go as
- *   compiled; one attempt to start a new worker is made per minute.
+ *   compiled; one attempt to start a new worker is made per minute, and the scripts it was
+ *   working on when it died are not asked about again (their map may be what killed it).
  */
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
@@ -23,8 +24,8 @@ import type { LookupRequest, WorkerMessage } from './source-map-worker';
 
 const WORKER_FILE = path.join(__dirname, 'source-map-worker.js');
 export const LOOKUP_TIMEOUT_MS = 5_000;
-/** The worker's old-generation heap: room for the 64 MB cache and a map being parsed. */
-const WORKER_HEAP_MB = 256;
+/** The worker's old-generation heap: room for the 160 MB cache and a 20 MB map being parsed. */
+const WORKER_HEAP_MB = 384;
 const RETRY_AFTER_FAILURE_MS = 60_000;
 /** Answers remembered on this side, at most (then forgotten all at once and asked again). */
 const MAX_REMEMBERED_ANSWERS = 100_000;
@@ -40,6 +41,10 @@ export class SourceMapWorker implements FrameSymbolizer {
   private nextId = 1;
   private readonly waiting = new Map<number, (message: Extract<WorkerMessage, { kind: 'answer' }> | undefined) => void>();
   private readonly answers = new Map<string, OriginalFrame | null>();
+  /** scripts asked about when a worker died: never asked again (their map may be what killed it) */
+  private readonly suspects = new Set<string>();
+  /** request id -> its scripts, until the worker answers it (even past the timeout) */
+  private readonly inFlight = new Map<number, Set<string>>();
   private workerStats: SourceMapStats = { sourceMapErrors: 0, sourceMapsCached: 0, sourceMapCacheBytes: 0 };
   private workerFailures = 0;
   private failedAt?: number;
@@ -62,7 +67,7 @@ export class SourceMapWorker implements FrameSymbolizer {
     const ask: FrameQuery[] = [];
     const askedAt: number[] = [];
     queries.forEach((q, i) => {
-      if (!mappable(q.script)) return;
+      if (!mappable(q.script) || this.suspects.has(q.script)) return;
       const known = this.answers.get(answerKey(q));
       if (known !== undefined) results[i] = known ?? undefined;
       else {
@@ -90,10 +95,16 @@ export class SourceMapWorker implements FrameSymbolizer {
     if (worker) await worker.terminate().catch(() => undefined);
   }
 
-  private ask(queries: FrameQuery[]): Promise<Extract<WorkerMessage, { kind: 'answer' }> | undefined> {
-    const worker = this.ensureWorker();
-    if (worker === undefined) return Promise.resolve(undefined);
+  private async ask(queries: FrameQuery[]): Promise<Extract<WorkerMessage, { kind: 'answer' }> | undefined> {
+    let worker = this.worker;
+    if (worker === undefined) {
+      worker = this.ensureWorker();
+      // starting a worker takes 1-6 ms of this thread (measured): not in the same block as the rest of the flush
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (worker === undefined || this.worker !== worker) return undefined;
     const id = this.nextId++;
+    this.inFlight.set(id, new Set(queries.map((q) => q.script)));
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
@@ -135,7 +146,10 @@ export class SourceMapWorker implements FrameSymbolizer {
   }
 
   private onMessage(message: WorkerMessage): void {
-    if (message.kind === 'answer') this.waiting.get(message.id)?.(message);
+    if (message.kind === 'answer') {
+      this.inFlight.delete(message.id);
+      this.waiting.get(message.id)?.(message);
+    }
     else this.options.logger.warn(message.fields, message.message);
   }
 
@@ -144,6 +158,8 @@ export class SourceMapWorker implements FrameSymbolizer {
     this.worker = undefined;
     this.failedAt = Date.now();
     this.workerFailures++;
+    for (const scripts of this.inFlight.values()) for (const script of scripts) if (this.suspects.size < MAX_REMEMBERED_ANSWERS) this.suspects.add(script);
+    this.inFlight.clear();
     this.settleAll();
     void worker?.terminate().catch(() => undefined);
     if (this.closed) return;

@@ -26,15 +26,15 @@ import { LogLimiter } from '../log-limiter';
 import type { MinimalLogger } from '../types';
 import { isFilePath } from './paths';
 
-/** A map (or an inline map's script) larger than this is skipped: 30 MB. */
-export const MAX_MAP_BYTES = 30 * 1024 * 1024;
-/** Default bound of the parsed-map cache: 64 MB of estimated heap. */
-export const DEFAULT_MAX_CACHE_BYTES = 64 * 1024 * 1024;
+/** A map (or an inline map's script) larger than this is skipped: 20 MB (about 140 MB once parsed). */
+export const MAX_MAP_BYTES = 20 * 1024 * 1024;
+/** Default bound of the parsed-map cache: 160 MB of estimated heap (on the worker thread). */
+export const DEFAULT_MAX_CACHE_BYTES = 160 * 1024 * 1024;
 /**
- * Heap held by a parsed map per byte of its JSON text. Measured with a 5.3 MB esbuild map
- * (bench/source-map-cost.js): about 4.5x after its mappings were decoded (one array per segment).
+ * Heap held by a parsed map per byte of its JSON text. Measured with a 5.1 MB esbuild map
+ * (bench/source-map-cost.js): 35.6 MB after its mappings were decoded (one array per segment).
  */
-const HEAP_BYTES_PER_MAP_BYTE = 5;
+const HEAP_BYTES_PER_MAP_BYTE = 7;
 /** The end of a script read to find its annotation; a longer last line (an inline map) reads the whole script. */
 const TAIL_BYTES = 16 * 1024;
 /** Scripts remembered as having no map (or a broken one), at most. */
@@ -199,6 +199,9 @@ export class SourceMaps implements FrameSymbolizer {
       text = await fsp.readFile(mapPath, 'utf8');
     }
     if (text.length > this.maxMapBytes) throw new Error(`its source map is ${mb(text.length)} MB, more than the ${mb(this.maxMapBytes)} MB read at most`);
+    if (text.length * HEAP_BYTES_PER_MAP_BYTE > this.maxCacheBytes) {
+      throw new Error(`its parsed source map (about ${mb(text.length * HEAP_BYTES_PER_MAP_BYTE)} MB) would not fit the ${mb(this.maxCacheBytes)} MB cache`);
+    }
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -222,11 +225,6 @@ export class SourceMaps implements FrameSymbolizer {
   }
 
   private store(script: string, loaded: LoadedMap): void {
-    if (loaded.bytes > this.maxCacheBytes) {
-      this.remember(script);
-      this.problem(script, `its parsed source map (about ${mb(loaded.bytes)} MB) is larger than the ${mb(this.maxCacheBytes)} MB cache`);
-      return;
-    }
     this.cache.set(script, loaded);
     this.cacheBytes += loaded.bytes;
     for (const [oldest, entry] of this.cache) {
