@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PathCleaner } from '../src/profilers/paths';
+import { SourceMapWorker } from '../src/profilers/source-map-client';
 import { SourceMaps } from '../src/profilers/source-maps';
 import type { MinimalLogger } from '../src/types';
 
@@ -147,5 +148,47 @@ describe('SourceMaps', () => {
     expect(log.warnings).toHaveLength(2);
     expect(log.warnings.join('\n')).toMatch(/big\.js stay as compiled: its source map is 0\.0 MB, more than/);
     expect(log.warnings.join('\n')).toMatch(/wrong\.js stay as compiled: its source map is not a valid source map/);
+  });
+});
+
+describe('SourceMapWorker (the compiled worker from dist/: npm run build first)', () => {
+  const workerFile = path.resolve(__dirname, '../dist/profilers/source-map-worker.js');
+
+  function bigMappedScript(name: string, mapMB: number): string {
+    const lines = 2000;
+    const js = Array.from({ length: lines }, (_, i) => `function f${i}() {}`).join('\n');
+    const mappings = ['AAAA', ...Array.from({ length: lines - 1 }, () => 'AACA')].join(';');
+    const content = 'x'.repeat(mapMB * 1024 * 1024);
+    write(`${name}.js.map`, JSON.stringify({ version: 3, sources: [`${name}.ts`], sourcesContent: [content], names: [], mappings }));
+    return write(`${name}.js`, `${js}\n//# sourceMappingURL=${name}.js.map\n`);
+  }
+
+  test('answers from the worker thread, and remembers the answers', async () => {
+    const script = bigMappedScript('small', 0);
+    const maps = new SourceMapWorker({ logger: logger(), workerFile });
+    try {
+      const query = { script, line: 3, column: 10, name: 'f2' };
+      expect(await maps.lookupAll([query, { ...query, script: 'node:internal/x' }])).toEqual([{ file: path.join(dir, 'small.ts'), line: 3 }, undefined]);
+      expect(maps.stats()).toMatchObject({ sourceMapErrors: 0, sourceMapsCached: 1 });
+      expect(await maps.lookupAll([query])).toEqual([{ file: path.join(dir, 'small.ts'), line: 3 }]);
+    } finally {
+      await maps.close();
+    }
+  });
+
+  test('a worker that runs out of memory on a map: frames stay compiled, counted, logged, and that script is not asked about again', async () => {
+    const script = bigMappedScript('heavy', 12);
+    const log = logger();
+    const maps = new SourceMapWorker({ logger: log, workerFile, workerHeapMb: 8 });
+    try {
+      const query = { script, line: 3, column: 10, name: 'f2' };
+      expect(await maps.lookupAll([query])).toEqual([undefined]);
+      expect(maps.stats().sourceMapErrors).toBe(1);
+      expect(log.warnings.join('\n')).toMatch(/source maps are off for a minute/);
+      expect(await maps.lookupAll([query])).toEqual([undefined]);
+      expect(maps.stats().sourceMapErrors).toBe(1);
+    } finally {
+      await maps.close();
+    }
   });
 });

@@ -34,6 +34,9 @@ export interface SourceMapWorkerOptions {
   logger: MinimalLogger;
   maxCacheBytes?: number;
   maxMapBytes?: number;
+  /** tests: the worker script (default: the compiled one next to this file) and its heap cap */
+  workerFile?: string;
+  workerHeapMb?: number;
 }
 
 export class SourceMapWorker implements FrameSymbolizer {
@@ -125,9 +128,9 @@ export class SourceMapWorker implements FrameSymbolizer {
     if (this.worker) return this.worker;
     if (this.failedAt !== undefined && Date.now() - this.failedAt < RETRY_AFTER_FAILURE_MS) return undefined;
     try {
-      const worker = new Worker(WORKER_FILE, {
+      const worker = new Worker(this.options.workerFile ?? WORKER_FILE, {
         workerData: { maxCacheBytes: this.options.maxCacheBytes, maxMapBytes: this.options.maxMapBytes },
-        resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
+        resourceLimits: { maxOldGenerationSizeMb: this.options.workerHeapMb ?? WORKER_HEAP_MB },
         stdout: false,
         stderr: false,
       });
