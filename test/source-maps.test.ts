@@ -7,6 +7,8 @@
 import { readFileSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Profile } from 'pprof-format';
+import { IngestStandIn } from './helpers/ingest-stand-in';
 import { SourceMapFixture, framesOf, lineOf, type FixtureRun, type Frame } from './helpers/source-map-fixture';
 
 const REPO = path.resolve(__dirname, '..');
@@ -21,23 +23,30 @@ function cpuProfiles(run: FixtureRun): FixtureRun['profiles'] {
 }
 
 /** Every string of every profile's string table that names a path of this machine. */
-function machinePaths(run: FixtureRun, fixtureDir: string): string[] {
+function machinePaths(profiles: readonly Profile[], fixtureDir: string): string[] {
   const forbidden = new Set([REPO, realpathSync(REPO), fixtureDir, realpathSync(fixtureDir), os.tmpdir(), realpathSync(os.tmpdir()), os.homedir()]);
   const found = new Set<string>();
-  for (const { profile } of run.profiles) {
+  for (const profile of profiles) {
     for (const s of profile.stringTable.strings) for (const p of forbidden) if (s.includes(p)) found.add(s);
   }
   return [...found];
 }
 
-describe.each(['external', 'inline', 'bundle'] as const)('a service compiled as %s', (build) => {
+describe.each(['external', 'inline', 'bundle'] as const)('a service compiled as %s, profiles uploaded and written to files', (build) => {
   let app: SourceMapFixture;
+  let ingest: IngestStandIn;
   let run: FixtureRun;
+  let uploaded: Profile[];
   beforeAll(async () => {
+    ingest = await IngestStandIn.start();
     app = SourceMapFixture.create(build);
-    run = await app.run({});
+    run = await app.run({ serverAddress: ingest.url });
+    uploaded = ingest.uploads.map((u) => u.profile);
   });
-  afterAll(() => app?.remove());
+  afterAll(async () => {
+    app?.remove();
+    await ingest?.close();
+  });
 
   test('its hot function is reported at its .ts file and TypeScript line, with its original name', () => {
     const compiled = readFileSync(app.entry, 'utf8');
@@ -48,13 +57,18 @@ describe.each(['external', 'inline', 'bundle'] as const)('a service compiled as 
     const hot = hotFrames(run);
     expect(hot.length).toBeGreaterThan(0);
     for (const frame of hot) expect(frame).toEqual({ name: HOT, file: 'src/server.ts', line: app.hotLine });
+    // the same frames reach Pyroscope
+    expect(uploaded.length).toBeGreaterThan(0);
+    const hotUploaded = uploaded.flatMap(framesOf).filter((f) => f.name === HOT);
+    expect(hotUploaded.length).toBeGreaterThan(0);
+    for (const frame of hotUploaded) expect(frame).toEqual({ name: HOT, file: 'src/server.ts', line: app.hotLine });
     expect(run.stats.sourceMapErrors).toBe(0);
     expect(run.stats.sourceMapsCached).toBeGreaterThanOrEqual(1);
   });
 
   test('no profile carries an absolute path of this machine; third-party frames read node_modules/<package>/<path>', () => {
-    expect(machinePaths(run, app.dir)).toEqual([]);
-    const files = new Set(run.profiles.flatMap((p) => framesOf(p.profile)).map((f) => f.file));
+    expect(machinePaths([...run.profiles.map((p) => p.profile), ...uploaded], app.dir)).toEqual([]);
+    const files = new Set([...run.profiles.map((p) => p.profile), ...uploaded].flatMap(framesOf).map((f) => f.file));
     expect([...files].some((f) => f.startsWith('node_modules/fastify/'))).toBe(true);
     for (const f of files) expect(path.isAbsolute(f)).toBe(false);
   });
@@ -67,7 +81,7 @@ describe('options', () => {
   });
   afterAll(() => app?.remove());
 
-  test('sourceMaps: false keeps the compiled file and line (cleaned), absolutePaths: true keeps the path', async () => {
+  test('sourceMaps: false keeps the compiled file and line; absolutePaths: true keeps the path of this machine', async () => {
     const run = await app.run({ sourceMaps: false, absolutePaths: true });
     const hot = hotFrames(run);
     expect(hot.length).toBeGreaterThan(0);
@@ -133,6 +147,6 @@ describe('maps that cannot be used', () => {
     expect(warnings.find((w) => w.includes('"script":"malformed.js"'))).toMatch(/not valid JSON/);
     expect(warnings.find((w) => w.includes('"script":"missing-sources.js"'))).toMatch(/missing\.ts/);
     expect(warnings.find((w) => w.includes('"script":"huge.js"'))).toMatch(/50\.0 MB/);
-    expect(machinePaths(run, app.dir)).toEqual([]);
+    expect(machinePaths(run.profiles.map((p) => p.profile), app.dir)).toEqual([]);
   });
 });
