@@ -298,10 +298,9 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
   const root = input.root;
   // eslint-disable-next-line no-control-regex
   if (root !== undefined && (root.trim() === '' || root.length > 4096 || /[\u0000-\u001f]/.test(root))) {
-    throw new ProfilingOptionError('root', root, 'a directory path of 1 to 4096 characters without control characters');
-  }
-  if (root !== undefined && input.absolutePaths === true) {
-    throw new ProfilingOptionError('root', root, 'either root (file names relative to it) or absolutePaths: true (file names unchanged), not both');
+    problems.add('root', root, 'a directory path of 1 to 4096 characters without control characters');
+  } else if (root !== undefined && input.absolutePaths === true) {
+    problems.add('root', root, 'either root (file names relative to it) or absolutePaths: true (file names unchanged), not both');
   }
 
   const profileTypes = { ...DEFAULTS.profileTypes, ...(input.profileTypes ?? {}) };
