@@ -11,11 +11,11 @@ import { PyroscopeExporter } from './exporters/pyroscope';
 import { InvalidLabelError, RequestLabels, routeProfilingConfigProblem, type LabelMode } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
 import { EngineProfiler } from './profilers';
+import { NO_READINGS, createTriggers, memoryAvailable } from './triggers';
 import type { Exporter, ExporterStats, MinimalLogger } from './types';
 
 export interface ProfilerStats extends ControllerStats {
   enabled: boolean;
-  cpuUsage: number;
   labelMode?: LabelMode;
   labelValuesOverflowed: number;
   uploadsOk: number;
@@ -123,17 +123,20 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     const labels = new RequestLabels({ ...options.labels, maxLabelValues: options.maxLabelValues, maxLabelsPerSample: options.maxLabelsPerSample });
     const usage = new CpuUsageMeter();
     await usage.init();
+    const triggers = createTriggers(options, usage, await memoryAvailable());
     const exporters = createExporters(options, logger);
-    const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall;
+    // an event-loop session collects wall time with route labels whatever profileTypes says
+    const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall || options.eventLoopThreshold !== false;
     const controller = new ProfilingController({
       options,
-      measureUsage: () => usage.measure(),
+      triggers,
       profiler: new EngineProfiler({
         sampleRate: options.sampleRate,
         heapSamplingInterval: options.heapSamplingInterval,
         profileTypes: options.profileTypes,
         windowMs: options.uploadRate,
         labeler: labelsWanted ? labels : undefined,
+        heapBetweenSessions: options.heapThreshold !== false || options.memoryThreshold !== false,
       }),
       exporters,
       logger,
@@ -143,7 +146,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
       get state() {
         return controller.state;
       },
-      cpuUsage: () => usage.last,
+      cpuUsage: () => controller.stats().cpuUsage,
       start: (startOptions) => controller.start(startOptions),
       stop: () => controller.stop(),
       stats: () => {
@@ -151,7 +154,6 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
         const exported = sumExporterStats(exporters);
         return {
           enabled: true,
-          cpuUsage: usage.last,
           labelMode: labels.mode,
           labelValuesOverflowed: labels.stats().overflowedValues,
           ...engine,
@@ -194,7 +196,8 @@ function disabledProfiler(): ProfilerDecorator {
   const stats: ProfilerStats = {
     enabled: false,
     state: 'idle',
-    cpuUsage: 0,
+    ...NO_READINGS,
+    sessionsHeldBack: { cooldown: 0, hourlyLimit: 0 },
     labelValuesOverflowed: 0,
     sessions: 0,
     windows: 0,
@@ -214,7 +217,7 @@ function disabledProfiler(): ProfilerDecorator {
     cpuUsage: () => 0,
     start: () => false,
     stop: async () => undefined,
-    stats: () => ({ ...stats }),
+    stats: () => ({ ...stats, sessionsHeldBack: { ...stats.sessionsHeldBack } }),
     withLabels: (_labels, fn) => fn(),
   };
 }

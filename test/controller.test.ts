@@ -67,15 +67,17 @@ function setup(overrides: Partial<ControllerOptions> = {}, usage: number[] = [0]
   const logger = silentLogger();
   const readings = [...usage];
   const measureUsage = jest.fn(async () => (readings.length > 1 ? readings.shift()! : readings[0]));
+  const restart = jest.fn(async () => undefined);
+  const threshold = overrides.cpuThreshold ?? options.cpuThreshold;
   const controller = new ProfilingController({
     options: { ...options, ...overrides },
-    measureUsage,
+    triggers: [{ signal: 'cpu', threshold: threshold === 0 ? false : threshold, read: measureUsage, restart }],
     profiler,
     exporters: [exporter],
     logger,
     now: () => Date.now(),
   });
-  return { controller, profiler, exporter, logger, measureUsage };
+  return { controller, profiler, exporter, logger, measureUsage, restart };
 }
 
 /** Let pending promise callbacks run (the controller's window chain) without moving the clock. */
@@ -92,20 +94,21 @@ afterEach(() => {
 
 describe('threshold-triggered sessions', () => {
   it('takes a baseline at ready, checks 1 s later and every checkInterval, and starts nothing below the threshold', async () => {
-    const { controller, profiler, measureUsage } = setup({}, [1000, 300]);
+    const { controller, profiler, measureUsage, restart } = setup({}, [300]);
     await controller.ready();
-    expect(measureUsage).toHaveBeenCalledTimes(1); // the start-up burst (1000) is not compared
+    expect(restart).toHaveBeenCalledTimes(1); // the start-up burst is not measured, only a baseline taken
+    expect(measureUsage).toHaveBeenCalledTimes(0);
     await jest.advanceTimersByTimeAsync(1000);
-    expect(measureUsage).toHaveBeenCalledTimes(2);
+    expect(measureUsage).toHaveBeenCalledTimes(1);
     await jest.advanceTimersByTimeAsync(59_000);
-    expect(measureUsage).toHaveBeenCalledTimes(8);
+    expect(measureUsage).toHaveBeenCalledTimes(7);
     expect(profiler.calls).toEqual([]);
     expect(controller.state).toBe('idle');
     await controller.close();
   });
 
   it('starts at the first check at or above the threshold and ends after exactly profilingDuration', async () => {
-    const { controller, profiler, exporter, logger } = setup({}, [0, 100, 700, 100]);
+    const { controller, profiler, exporter, logger } = setup({}, [100, 700, 100]);
     await controller.ready(); // baseline
     await jest.advanceTimersByTimeAsync(1000); // 100: nothing
     expect(controller.state).toBe('idle');
@@ -251,7 +254,7 @@ describe('manual control', () => {
     measureUsage.mockRejectedValue(new Error('EACCES /proc'));
     await controller.ready();
     await jest.advanceTimersByTimeAsync(20_000);
-    expect(measureUsage).toHaveBeenCalledTimes(4); // ready, 1 s, 10 s, 20 s
+    expect(measureUsage).toHaveBeenCalledTimes(3); // 1 s, 10 s, 20 s (ready only takes a baseline)
     expect(controller.stats().lastError).toContain('EACCES /proc');
     await controller.close();
   });
