@@ -56,7 +56,12 @@ describe('resolveOptions: defaults', () => {
       headers: {},
       tags: {},
       cpuThreshold: 700,
+      eventLoopThreshold: false,
+      heapThreshold: false,
+      memoryThreshold: false,
       checkInterval: 10_000,
+      cooldown: 0,
+      maxSessionsPerHour: false,
       profilingDuration: 120_000,
       uploadRate: 15_000,
       profileTypes: { cpu: true, wall: false, heap: true },
@@ -148,7 +153,22 @@ describe('resolveOptions: every rejection names the option, the value and what i
     ['threshold 1001', { ...base, cpuThreshold: 1001 }, /"cpuThreshold".*1001.*from 0 to 1000/],
     ['threshold -1', { ...base, cpuThreshold: -1 }, /"cpuThreshold".*-1.*from 0 to 1000/],
     ['threshold 0.5', { ...base, cpuThreshold: 0.5 }, /"cpuThreshold".*0\.5.*integer/],
-    ['threshold as string', { ...base, cpuThreshold: '700' }, /"cpuThreshold".*"700".*integer from 0 to 1000/],
+    ['threshold as string', { ...base, cpuThreshold: '700' }, /"cpuThreshold".*"700".*integer from 0 to 1000.*or false \(off\)/],
+    ['threshold true', { ...base, cpuThreshold: true }, /"cpuThreshold".*true.*integer from 0 to 1000.*or false \(off\)/],
+    ['eventLoopThreshold 0', { ...base, eventLoopThreshold: 0 }, /"eventLoopThreshold".*got 0.*from 1 to 1000, or false \(off\)/],
+    ['eventLoopThreshold 1001', { ...base, eventLoopThreshold: 1001 }, /"eventLoopThreshold".*1001.*from 1 to 1000/],
+    ['eventLoopThreshold 0.8', { ...base, eventLoopThreshold: 0.8 }, /"eventLoopThreshold".*0\.8.*integer from 1 to 1000/],
+    ['eventLoopThreshold true', { ...base, eventLoopThreshold: true }, /"eventLoopThreshold".*true.*event-loop utilization.*or false/],
+    ['heapThreshold as string', { ...base, heapThreshold: '80%' }, /"heapThreshold".*"80%".*heap limit.*or false/],
+    ['heapThreshold 0', { ...base, heapThreshold: 0 }, /"heapThreshold".*got 0.*from 1 to 1000/],
+    ['memoryThreshold -1', { ...base, memoryThreshold: -1 }, /"memoryThreshold".*-1.*from 1 to 1000/],
+    ['memoryThreshold null', { ...base, memoryThreshold: null }, /"memoryThreshold".*null.*memory available.*or false/],
+    ['cooldown "10 min"', { ...base, cooldown: '10 min' }, /"cooldown".*"10 min".*Go duration string/],
+    ['cooldown negative', { ...base, cooldown: -1 }, /"cooldown".*-1.*duration/],
+    ['cooldown over a day', { ...base, cooldown: '25h' }, /"cooldown".*"25h".*to 86400000 ms/],
+    ['maxSessionsPerHour 0', { ...base, maxSessionsPerHour: 0 }, /"maxSessionsPerHour".*got 0.*from 1 to 3600, or false \(unbounded\)/],
+    ['maxSessionsPerHour 2.5', { ...base, maxSessionsPerHour: 2.5 }, /"maxSessionsPerHour".*2\.5.*integer from 1 to 3600/],
+    ['maxSessionsPerHour true', { ...base, maxSessionsPerHour: true }, /"maxSessionsPerHour".*true.*unbounded, the default/],
     ['"15 sec"', { ...base, uploadRate: '15 sec' }, /"uploadRate".*"15 sec".*Go duration string/],
     ['negative duration', { ...base, checkInterval: -5 }, /"checkInterval".*-5.*duration/],
     ['uploadRate longer than profilingDuration', { ...base, uploadRate: '3m', profilingDuration: '2m' }, /"uploadRate".*"3m".*no longer than profilingDuration \(120000 ms\)/],
@@ -192,6 +212,18 @@ describe('resolveOptions: every rejection names the option, the value and what i
   it('reduces the tag budget when built-in labels are off', () => {
     const tags = Object.fromEntries(Array.from({ length: 22 }, (_, i) => [`t${i}`, 'v']));
     expect(Object.keys(resolveOptions({ ...base, tags, labels: { route: false, method: false } }, noEnv).tags)).toHaveLength(22);
+  });
+});
+
+describe('resolveOptions: triggers', () => {
+  it('takes false for every trigger (all off = manual only) and for the hourly bound', () => {
+    const o = resolveOptions({ ...base, cpuThreshold: false, eventLoopThreshold: false, heapThreshold: false, memoryThreshold: false, maxSessionsPerHour: false }, noEnv);
+    expect(o).toMatchObject({ cpuThreshold: false, eventLoopThreshold: false, heapThreshold: false, memoryThreshold: false, maxSessionsPerHour: false });
+  });
+
+  it('takes thresholds at the ends of their ranges, a cooldown as a Go duration and an hourly bound', () => {
+    const o = resolveOptions({ ...base, cpuThreshold: 0, eventLoopThreshold: 1, heapThreshold: 1000, memoryThreshold: 900, cooldown: '10m', maxSessionsPerHour: 6 }, noEnv);
+    expect(o).toMatchObject({ cpuThreshold: 0, eventLoopThreshold: 1, heapThreshold: 1000, memoryThreshold: 900, cooldown: 600_000, maxSessionsPerHour: 6 });
   });
 });
 
