@@ -53,7 +53,7 @@ const CONFIGURE = {
 };
 
 /**
- * Diagnosis only (BENCH_EXTRA=baseline-again,disabled,large-graph,loaded,engine). `engine`: the engine as
+ * Diagnosis only (BENCH_EXTRA=baseline-again,disabled,large-graph,loaded,engine,idle-heap). `engine`: the engine as
  * the plugin runs it (CPU time at 100 Hz with contexts, heap sampling, a window collected every
  * uploadRate), without labels, hooks or uploads.
  */
@@ -70,6 +70,11 @@ const EXTRA = {
   // how much of an installed plugin's figure any sizeable module graph would cost.
   async 'large-graph'() {
     require('typescript');
+  },
+  // `idle` with the heap sampler running from ready (what heapThreshold/memoryThreshold do): 1000 ‰
+  // of the heap limit is never reached, so no session starts; bench/heap-sampler-idle.js
+  async 'idle-heap'(app) {
+    await app.register(require('../dist'), { appName, serverAddress: ingestUrl, cpuThreshold: 1000, heapThreshold: 1000, checkInterval: '1h', uploadRate });
   },
   // the engine's package loaded (its native addon included), nothing started
   async loaded() {
