@@ -131,7 +131,7 @@ export class ProfilingController {
   private readonly heldBack = { cooldown: 0, hourlyLimit: 0 };
   /** when the last automatically started session ended (for the cooldown) */
   private lastAutomaticEnd?: number;
-  /** start times of automatic sessions in the last hour (at most maxSessionsPerHour of them) */
+  /** start times of automatic sessions in the last hour (pruned at each check that would start one) */
   private automaticStarts: number[] = [];
 
   constructor(private readonly deps: ControllerDeps) {
@@ -157,7 +157,7 @@ export class ProfilingController {
     this.checkTimer.unref();
     this.openProfiler();
     if (cpuThreshold === 0) {
-      this.begin({ duration: Infinity, reason: 'cpuThreshold is 0 (continuous)', cause: 'continuous' });
+      this.begin({ duration: Infinity, reason: 'cpuThreshold is 0 (continuous)', trigger: { signal: 'continuous', threshold: 0 } });
     }
     if (checkInterval > FIRST_CHECK_DELAY_MS) {
       this.firstCheckTimer = setTimeout(() => void this.check(), FIRST_CHECK_DELAY_MS);
@@ -187,7 +187,7 @@ export class ProfilingController {
         const option = signal === 'cpu' ? 'cpuThreshold' : `${signal}Threshold`;
         let reason = `${SIGNAL_NAMES[signal]} ${value}‰ >= ${option} ${threshold}‰`;
         if (signal === 'eventLoop') reason += '; wall time collected too';
-        this.begin({ reason, cause: signal, crossing });
+        this.begin({ reason, trigger: crossing });
       }
     } finally {
       this.checking = false;
@@ -199,13 +199,14 @@ export class ProfilingController {
    * after close, or when the engine refuses to start (logged, counted in stats).
    */
   start(options: StartOptions = {}): boolean {
-    return this.begin({ duration: options.duration, reason: options.reason ?? 'started manually', cause: 'manual' });
+    return this.begin({ duration: options.duration, reason: options.reason ?? 'started manually', trigger: { signal: 'manual' } });
   }
 
-  private begin(options: { duration?: number; reason: string; cause: TriggerCause; crossing?: Crossing }): boolean {
+  private begin(options: { duration?: number; reason: string; trigger: Omit<LastTrigger, 'at'> }): boolean {
     if (this.currentState !== 'idle') return false;
     const duration = options.duration ?? this.deps.options.profilingDuration;
-    const { reason, cause, crossing } = options;
+    const { reason, trigger } = options;
+    const cause = trigger.signal;
     try {
       this.deps.profiler.start(SESSION_EXTRAS[cause]);
     } catch (error) {
@@ -218,13 +219,8 @@ export class ProfilingController {
     this.session = { reason, cause, startedAt, endsAt, windowStart: startedAt };
     this.currentState = 'profiling';
     this.counters.sessions++;
-    if (crossing) this.automaticStarts.push(startedAt);
-    this.lastTrigger = {
-      signal: cause,
-      ...(crossing ? { value: crossing.value, threshold: crossing.threshold } : cause === 'continuous' ? { threshold: 0 } : {}),
-      at: new Date(startedAt).toISOString(),
-    };
-    const { at: _at, ...trigger } = this.lastTrigger;
+    if (isAutomatic(cause)) this.automaticStarts.push(startedAt);
+    this.lastTrigger = { ...trigger, at: new Date(startedAt).toISOString() };
     this.deps.logger.info(
       { reason, trigger, duration: endsAt === undefined ? 'until close' : formatDuration(duration) },
       `continuous profiling: session started by ${cause} (${reason})`,
@@ -349,7 +345,7 @@ export class ProfilingController {
     this.sessionTimer = this.uploadTimer = undefined;
     this.session = undefined;
     this.currentState = 'idle';
-    if (session.cause !== 'manual' && session.cause !== 'continuous') this.lastAutomaticEnd = this.now();
+    if (isAutomatic(session.cause)) this.lastAutomaticEnd = this.now();
     // The engine stops now, not when the window chain gets here: once state says 'idle', a
     // start() (manual, or a threshold check landing right after the session ended) must find
     // the engine free, not "already started" behind a window still being encoded.
@@ -408,6 +404,11 @@ export class ProfilingController {
     if (suppressed === undefined) return;
     this.deps.logger[level](suppressed > 0 ? { ...fields, suppressed } : fields, message);
   }
+}
+
+/** Started by a trigger (what the cooldown and the hourly bound are about), not by start() or continuous mode. */
+function isAutomatic(cause: TriggerCause): cause is TriggerSignal {
+  return cause !== 'manual' && cause !== 'continuous';
 }
 
 /**
