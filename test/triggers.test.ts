@@ -11,9 +11,10 @@ import { join } from 'node:path';
 import autocannon from 'autocannon';
 import Fastify, { type FastifyInstance } from 'fastify';
 import profilingPlugin from '../src';
+import { EngineProfiler } from '../src/profilers';
 import { EventLoopSignal, HeapSignal, MemorySignal, memoryAvailable, readCgroupMemoryLimit } from '../src/triggers';
 import { IngestStandIn, selfValueByFunction } from './helpers/ingest-stand-in';
-import { burnCpuFor, kindOfRequest, timeProfilerRunning } from './fixtures/host-safety-helpers';
+import { burnCpuFor, heapSamplerRunning, kindOfRequest, timeProfilerRunning } from './fixtures/host-safety-helpers';
 
 const BLOCK_MS = 40;
 const blocker = new Int32Array(new SharedArrayBuffer(4));
@@ -229,5 +230,51 @@ describe('signals', () => {
     expect(signal.read()).toBeGreaterThan(800);
     await sleep(300);
     expect(signal.read()).toBeLessThan(800);
+  });
+});
+
+describe('engine: what a session adds to profileTypes', () => {
+  const window = () => ({ startMs: Date.now() - 100, endMs: Date.now() });
+  // CPU time needs the plugin's labeler (engine contexts); wall and heap do not
+  const engine = (profileTypes: { cpu: boolean; wall: boolean; heap: boolean }, heapBetweenSessions = false) =>
+    new EngineProfiler({ sampleRate: 100, heapSamplingInterval: 64 * 1024, profileTypes, windowMs: 1000, heapBetweenSessions });
+  const kinds = async (profiler: EngineProfiler): Promise<string[]> => (await profiler.stop(window())).profiles.map((p) => p.kind).sort();
+
+  it('an event-loop session adds wall; the next session is back to profileTypes', async () => {
+    const profiler = engine({ cpu: false, wall: false, heap: true });
+    profiler.start({ wall: true });
+    burnCpuFor(100);
+    expect(await kinds(profiler)).toEqual(['heap', 'wall']);
+    profiler.start();
+    expect(timeProfilerRunning()).toBe(false);
+    expect(await kinds(profiler)).toEqual(['heap']);
+  });
+
+  it('the heap sampler open() started runs across sessions until close(); only heap sessions report it', async () => {
+    const profiler = engine({ cpu: false, wall: true, heap: false }, true);
+    profiler.open();
+    expect(heapSamplerRunning()).toBe(true);
+    const retained = Array.from({ length: 2000 }, (_, i) => ({ i, text: `before the session ${i}` }));
+    profiler.start();
+    burnCpuFor(50);
+    expect(await kinds(profiler)).toEqual(['wall']);
+    expect(heapSamplerRunning()).toBe(true);
+    profiler.start({ heap: true });
+    burnCpuFor(50);
+    expect(await kinds(profiler)).toEqual(['heap', 'wall']);
+    expect(heapSamplerRunning()).toBe(true);
+    profiler.close();
+    expect(heapSamplerRunning()).toBe(false);
+    expect(timeProfilerRunning()).toBe(false);
+    expect(retained).toHaveLength(2000);
+  });
+
+  it('a heap-only session leaves the time profiler alone', async () => {
+    const profiler = engine({ cpu: false, wall: false, heap: true });
+    profiler.start();
+    expect(timeProfilerRunning()).toBe(false);
+    expect(heapSamplerRunning()).toBe(true);
+    await profiler.stop(window());
+    expect(heapSamplerRunning()).toBe(false);
   });
 });

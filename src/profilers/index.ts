@@ -62,6 +62,8 @@ export interface EngineProfilerOptions {
 export class EngineProfiler implements SessionProfiler {
   private readonly time: TimeProfiler;
   private readonly heap: HeapProfiler;
+  /** the running session started the time profiler (heap-only sessions leave the engine alone) */
+  private sessionTime = false;
   /** the running session collects heap profiles */
   private sessionHeap = false;
   /** the heap sampler was started by open() and runs until close() */
@@ -88,13 +90,15 @@ export class EngineProfiler implements SessionProfiler {
     const types = this.options.profileTypes;
     const kinds = { cpu: types.cpu, wall: types.wall || extras.wall === true };
     const heap = types.heap || extras.heap === true;
-    if (kinds.cpu || kinds.wall) this.time.start(kinds);
+    const time = kinds.cpu || kinds.wall;
+    if (time) this.time.start(kinds);
     try {
       if (heap && !this.heap.running) this.heap.start();
     } catch (error) {
-      this.time.stop();
+      if (time) this.time.stop();
       throw error;
     }
+    this.sessionTime = time;
     this.sessionHeap = heap;
   }
 
@@ -105,7 +109,7 @@ export class EngineProfiler implements SessionProfiler {
    */
   async collect(window: Window): Promise<CollectedWindow> {
     const restartsBefore = this.time.samplerRestarts;
-    const timeProfiles = this.time.running ? this.time.collect() : [];
+    const timeProfiles = this.sessionTime && this.time.running ? this.time.collect() : [];
     const samplerRestarted = this.time.samplerRestarts > restartsBefore;
     await yieldToEventLoop();
     const heapProfiles = this.sessionHeap ? this.heap.collect() : [];
@@ -115,11 +119,11 @@ export class EngineProfiler implements SessionProfiler {
   }
 
   stop(window: Window): Promise<CollectedWindow> {
-    const sessionHeap = this.sessionHeap;
-    this.sessionHeap = false;
+    const { sessionTime, sessionHeap } = this;
+    this.sessionTime = this.sessionHeap = false;
     let timeProfiles: WindowProfile[];
     try {
-      timeProfiles = this.time.stop();
+      timeProfiles = sessionTime ? this.time.stop() : [];
     } catch (error) {
       if (!this.heapOpen) this.heap.release(); // both samplers stop even when one throws
       throw error;
