@@ -16,7 +16,7 @@ export type { ProfilingOptions } from './options';
 export { DEFAULTS, ENV_VARIABLES } from './options';
 export type { LabelMode, RouteProfilingConfig } from './labels';
 export { InvalidLabelError } from './labels';
-export { ProfilingOptionError, ProfilerAlreadyActiveError } from './errors';
+export { ProfilingOptionError, ProfilerAlreadyActiveError, type OptionProblem } from './errors';
 export { parseDuration } from './duration';
 export { fromGoZeroConfig } from './go-zero';
 export type { EncodedProfile, Exporter, ExporterStats, ProfileKind } from './types';

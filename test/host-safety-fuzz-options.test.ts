@@ -353,10 +353,14 @@ function refusalProblems(option: string, error: unknown): string[] {
   }
   const problems: string[] = [];
   if (error.code !== 'FST_CONTINUOUS_PROFILING_INVALID_OPTION') problems.push(`code ${error.code}`);
-  const named = error.option;
-  const related = named === option || named.startsWith(`${option}.`) || (PARTNERS[option] ?? []).includes(named);
-  if (!related) problems.push(`the error names option "${named}", not "${option}": ${error.message.slice(0, 200)}`);
-  if (!error.message.startsWith(`Invalid option "${describeOptionName(named)}"`)) problems.push(`message does not start with the option: ${error.message.slice(0, 100)}`);
+  // One registration, one error: every problem it lists must be about this option or its partners.
+  for (const { option: named } of error.problems) {
+    const related = named === option || named.startsWith(`${option}.`) || (PARTNERS[option] ?? []).includes(named);
+    if (!related) problems.push(`the error names option "${named}", not "${option}": ${error.message.slice(0, 200)}`);
+  }
+  const first = `Invalid option "${describeOptionName(error.option)}"`;
+  const starts = error.problems.length === 1 ? first : `Invalid options (${error.problems.length} problems): (1) ${first}`;
+  if (!error.message.startsWith(starts)) problems.push(`message does not start with the option: ${error.message.slice(0, 100)}`);
   if (CONTROL.test(error.message)) problems.push(`message has control characters (log injection): ${JSON.stringify(error.message.slice(0, 120))}`);
   if (error.message.length > MAX_MESSAGE_LENGTH) problems.push(`message is ${error.message.length} characters long`);
   return problems;

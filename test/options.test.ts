@@ -246,3 +246,35 @@ describe('resolveOptions: values that would break uploads or hide mistakes', () 
     expect(errorFor({ ...base, appName: 'a\u007fb' }).message).toContain('"a\\u007fb"');
   });
 });
+
+describe('resolveOptions: one registration, one error listing every problem', () => {
+  it('reports each bad option with its value and what is allowed, in one message and in `problems`', () => {
+    const error = errorFor({ ...base, cpuThreshold: 1200, uploadRate: '15 sec' });
+    expect(error.problems.map((p) => p.option)).toEqual(['cpuThreshold', 'uploadRate']);
+    expect(error.problems[0]).toEqual({ option: 'cpuThreshold', received: '1200', expected: 'an integer from 0 to 1000' });
+    expect(error.problems[1]).toMatchObject({ option: 'uploadRate', received: '"15 sec"' });
+    expect(error.option).toBe('cpuThreshold');
+    expect(error.message).toMatch(/^Invalid options \(2 problems\): \(1\) Invalid option "cpuThreshold": got 1200; expected an integer from 0 to 1000 \(2\) Invalid option "uploadRate": got "15 sec"; expected a duration/);
+    expect(error.message).not.toMatch(/\n/);
+  });
+
+  it('lists schema (type) problems, unknown options and value problems together', () => {
+    const error = errorFor({ ...base, sampleRate: 'fast', cpuTreshold: 500, maxLabelValues: 0, profileTypes: { cpu: 'yes' } });
+    expect(error.problems.map((p) => p.option).sort()).toEqual(['cpuTreshold', 'maxLabelValues', 'profileTypes.cpu', 'sampleRate']);
+  });
+
+  it('reports a bad value once, not again as "missing" (appName of the wrong type, half of basic auth)', () => {
+    expect(errorFor({ appName: 42, serverAddress: 'http://localhost:4040' }).problems.map((p) => p.option)).toEqual(['appName']);
+    expect(errorFor({ ...base, basicAuthUser: 'a:b', basicAuthPassword: 'x' }).problems.map((p) => p.option)).toEqual(['basicAuthUser']);
+  });
+
+  it('does not invent a cross-field problem from an invalid field (profilingDuration invalid, uploadRate fine)', () => {
+    expect(errorFor({ ...base, profilingDuration: 'soon' }).problems.map((p) => p.option)).toEqual(['profilingDuration']);
+  });
+
+  it('a single problem keeps the single-problem message', () => {
+    const error = errorFor({ ...base, cpuThreshold: 1200 });
+    expect(error.problems).toHaveLength(1);
+    expect(error.message).toBe('Invalid option "cpuThreshold": got 1200; expected an integer from 0 to 1000');
+  });
+});
