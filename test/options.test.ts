@@ -251,10 +251,10 @@ describe('resolveOptions: one registration, one error listing every problem', ()
   it('reports each bad option with its value and what is allowed, in one message and in `problems`', () => {
     const error = errorFor({ ...base, cpuThreshold: 1200, uploadRate: '15 sec' });
     expect(error.problems.map((p) => p.option)).toEqual(['cpuThreshold', 'uploadRate']);
-    expect(error.problems[0]).toEqual({ option: 'cpuThreshold', received: '1200', expected: 'an integer from 0 to 1000' });
+    expect(error.problems[0]).toEqual({ option: 'cpuThreshold', received: '1200', expected: 'an integer from 0 to 1000, or false (off)' });
     expect(error.problems[1]).toMatchObject({ option: 'uploadRate', received: '"15 sec"' });
     expect(error.option).toBe('cpuThreshold');
-    expect(error.message).toMatch(/^Invalid options \(2 problems\): \(1\) Invalid option "cpuThreshold": got 1200; expected an integer from 0 to 1000 \(2\) Invalid option "uploadRate": got "15 sec"; expected a duration/);
+    expect(error.message).toMatch(/^Invalid options \(2 problems\): \(1\) Invalid option "cpuThreshold": got 1200; expected an integer from 0 to 1000, or false \(off\) \(2\) Invalid option "uploadRate": got "15 sec"; expected a duration/);
     expect(error.message).not.toMatch(/\n/);
   });
 
@@ -275,6 +275,6 @@ describe('resolveOptions: one registration, one error listing every problem', ()
   it('a single problem keeps the single-problem message', () => {
     const error = errorFor({ ...base, cpuThreshold: 1200 });
     expect(error.problems).toHaveLength(1);
-    expect(error.message).toBe('Invalid option "cpuThreshold": got 1200; expected an integer from 0 to 1000');
+    expect(error.message).toBe('Invalid option "cpuThreshold": got 1200; expected an integer from 0 to 1000, or false (off)');
   });
 });
