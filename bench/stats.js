@@ -9,9 +9,9 @@
  * replacement, recompute the statistic, take the 2.5th and 97.5th percentiles of 2,000 such
  * resamples) turns that scatter into a 95 % interval without assuming a distribution.
  *
- * Ratios are summarised by their geometric mean (the mean of the logs): symmetric for ratios
- * (1.1 and 1/1.1 cancel) and smooth under resampling, where a median of 8-12 rounds jumps
- * between a few values. Differences (µs per request) by their mean.
+ * Ratios are summarised by their geometric mean (the mean of the logs, bootstrapped on the logs):
+ * symmetric for ratios (1.1 and 1/1.1 cancel) and smooth under resampling, where a median of 8-12
+ * rounds jumps between a few values. Differences (µs per request) by their mean.
  *
  * The random numbers come from a seeded generator, so the same figures always give the same
  * interval (and the unit test can check the math exactly).
@@ -116,13 +116,15 @@ function paired(a, b, combine) {
   return out;
 }
 
-/** a / b, the geometric mean of the per-round ratios, with its interval. */
+/**
+ * a / b: the geometric mean of the per-round ratios, with its interval. The bootstrap runs on the
+ * logs of the ratios (where the widening for few rounds is symmetric) and comes back by exp(), so
+ * a ratio's interval can never reach zero or below however few the rounds.
+ */
 function pairedRatio(a, b, options) {
-  return bootstrap(
-    paired(a, b, (x, y) => (x > 0 && y > 0 ? x / y : NaN)),
-    geometricMean,
-    options,
-  );
+  const logs = paired(a, b, (x, y) => (x > 0 && y > 0 ? Math.log(x / y) : NaN));
+  const onLogs = bootstrap(logs, mean, options);
+  return { estimate: Math.exp(onLogs.estimate), low: Math.exp(onLogs.low), high: Math.exp(onLogs.high), n: onLogs.n };
 }
 
 /** a - b, the mean of the per-round differences, with its interval (same unit as a and b). */

@@ -187,6 +187,16 @@ describe('bench statistics', () => {
     expect(() => stats.pairedShare([1, 2], [1, 2], [1])).toThrow(/differ in number/);
   });
 
+  test('a ratio interval stays above zero however few and scattered the rounds', () => {
+    const r = stats.pairedRatio([80, 33], [33, 80]);
+    expect(r.estimate).toBeCloseTo(1, 12);
+    expect(r.low).toBeGreaterThan(0);
+    expect(r.low).toBeLessThan(1);
+    expect(r.high).toBeGreaterThan(1);
+    // symmetric on the log scale: low * high = estimate^2
+    expect(r.low * r.high).toBeCloseTo(1, 9);
+  });
+
   test('rounds missing a figure are dropped from the pairs, not counted as zero', () => {
     const r = stats.pairedRatio([2, NaN, 4], [1, 1, 2]);
     expect(r.n).toBe(2);
