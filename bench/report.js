@@ -6,7 +6,7 @@
  * rows, the targets of issue 15 checked against the intervals, the Markdown section of
  * bench/RESULTS.md for the Node major that ran, and the README's overhead table.
  *
- *   node bench/report.js --readme          README table from every bench/results/nodeNN.json
+ *   node bench/report.js --readme [DIR]    README table from every DIR/nodeNN.json (default bench/results)
  *   node bench/report.js FILE.json         the RESULTS.md section of one saved run
  */
 const fs = require('node:fs');
@@ -229,13 +229,14 @@ function sideTable(run) {
   const probe = run.probe || {};
   const routes = byRoute.map((p) => p.label).join(', ');
   return table(
-    ['configuration', 'start block ms, CPU (wall)', 'flush block ms, CPU (wall)', `peak RSS MB, over baseline (${routes})`, `KiB uploaded/min (${routes})`, 'largest profile: samples, decompressed'],
+    ['configuration', `event-loop delay p99 / max, ms (${routes})`, 'start block ms, CPU (wall)', 'flush block ms, CPU (wall)', `peak RSS MB, over baseline (${routes})`, `KiB uploaded/min (${routes})`, 'largest profile: samples, decompressed'],
     keys.map((k) => {
       const per = byRoute.map((p) => p.servers[k]);
       const ingests = per.map((s) => s.ingest);
       const uploads = ingests.reduce((n, i) => n + i.uploads, 0);
       return [
         configLabel(k),
+        per.map((s) => `${us(s.eldP99Ms)} / ${us(s.eldMaxMs)}`).join(', '),
         `${us(median(per.map((s) => s.startup.cpuMs)))} (${us(median(per.map((s) => s.startup.wallMs)))})`,
         probe[k] ? `${us(probe[k].cpuMs)} (${us(probe[k].wallMs)})` : '-',
         byRoute.map((p) => `${p.servers[k].maxRssMB.toFixed(0)} (${signed(p.servers[k].maxRssMB - p.servers.baseline.maxRssMB, 1)})`).join(', '),
@@ -251,10 +252,15 @@ function sanityLine(run, labelMode) {
   const servers = run.phases.map((p) => p.servers).filter((s, i, all) => s && all.indexOf(s) === i);
   const sum = (key, f) => servers.reduce((n, s) => n + (s[key] && s[key].profiler ? f(s[key].profiler) : 0), 0);
   const uploads = (key) => servers.reduce((n, s) => n + (s[key] ? s[key].uploadsMeasured : 0), 0);
+  const floors = servers.map((s) => s.engine && s.engine.engineFloor).filter(Boolean);
+  const floor = floors.length
+    ? `Engine floor: ${floors.reduce((n, f) => n + f.windows, 0)} windows collected (${floors.map((f) => f.lastWindowSamples).join(', ')} CPU samples in each route's last), useCPED ${floors[0].useCPED}, ${floors.reduce((n, f) => n + f.collectFailures, 0)} failures. `
+    : '';
   return (
     `Label mode: ${labelMode}. Sessions started by the installed-idle servers: ${sum('idle', (p) => p.sessions)} (must be 0). ` +
     `Uploads received during the rounds: this plugin ${uploads('continuous')}, @pyroscope/nodejs ${uploads('pyroscope')}. ` +
     `Profiles lost or failed (this plugin): ${sum('continuous', (p) => p.dropped + p.uploadsFailed)}. ` +
+    floor +
     'Start block: the longest synchronous stretch around `app.ready()`, where the profilers start and Fastify compiles the routes\' schemas (the baseline\'s figure is the latter alone).'
   );
 }
@@ -368,7 +374,7 @@ module.exports = { CONFIGS, TARGETS, configLabel, median, durationMs, analyze, m
 if (require.main === module) {
   const args = process.argv.slice(2);
   if (args[0] === '--readme') {
-    const dir = path.join(__dirname, 'results');
+    const dir = args[1] ? path.resolve(args[1]) : path.join(__dirname, 'results');
     const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^node\d+\.json$/.test(f)) : [];
     if (files.length === 0) {
       console.error(`no saved runs in ${dir} (npm run bench writes bench/results/nodeNN.json)`);
@@ -381,7 +387,7 @@ if (require.main === module) {
     const run = JSON.parse(fs.readFileSync(args[0], 'utf8'));
     console.log(markdownSection(run, analyze(run)));
   } else {
-    console.error('usage: node bench/report.js --readme | node bench/report.js RUN.json');
+    console.error('usage: node bench/report.js --readme [DIR] | node bench/report.js RUN.json');
     process.exitCode = 2;
   }
 }

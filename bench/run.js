@@ -25,6 +25,7 @@
  *   BENCH_UPLOAD_RATE=T  uploadRate of every profiler (default 15s, the plugin's default)
  *   BENCH_PHASES=LIST    e.g. orders:saturating,orders:paced,hello:saturating,hello:paced,ping:saturating
  *   BENCH_RATES=LIST     sample-rate rows on /orders, Hz (default 19,49,99; empty: none)
+ *   BENCH_RATE_SHAPES=L  the /orders load shapes that measure them (default paced; paced,saturating)
  *   BENCH_PACED_SHARE=X  paced load as a share of one core of the baseline (default 0.5)
  *   BENCH_PIN=0          no core pinning (default: on when taskset exists and there are >= 2 cores)
  *   BENCH_JSON=FILE      raw figures as JSON (default bench/results/nodeNN.json unless quick)
@@ -55,7 +56,7 @@ const ROUTES = {
  * Default phases and their rounds: most rounds where the questions are (the realistic route,
  * the comparison with @pyroscope/nodejs), about 10-12 minutes in all on this machine.
  */
-const DEFAULT_PHASES = 'orders:saturating:12,orders:paced:10,hello:saturating:8,hello:paced:6,ping:saturating:6';
+const DEFAULT_PHASES = 'orders:saturating:12,orders:paced:10,hello:saturating:8,hello:paced:4,ping:saturating:4';
 
 function parsePhases() {
   const text = process.env.BENCH_PHASES || DEFAULT_PHASES;
@@ -77,6 +78,10 @@ const PLAN = {
   uploadRate: process.env.BENCH_UPLOAD_RATE || (QUICK ? '2s' : '15s'),
   probeUploadRate: '2s',
   rates: (process.env.BENCH_RATES ?? '19,49,99').split(',').filter(Boolean).map(Number),
+  // Sample-rate rows under the paced load only by default: the sampler's cost is per second, so
+  // it weighs most per request at a service's usual load, and three more servers in the
+  // saturating phase would take another ~80 s of a run meant to fit in about 10 minutes
+  rateShapes: (process.env.BENCH_RATE_SHAPES || 'paced').split(',').filter(Boolean),
   pacedShare: numberFromEnv('BENCH_PACED_SHARE', 0.5),
   warmupScale: QUICK ? 0.2 : 1,
   probeRequests: QUICK ? 100 : 600,
@@ -92,9 +97,9 @@ const SKIP = (process.env.BENCH_SKIP || '').split(',').filter(Boolean);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const appName = (config) => `bench-${config}`;
 
-/** Configurations of a route's servers: the six always, the sample-rate rows on /orders, extras. */
-function configsFor(route) {
-  const rates = route === 'orders' ? PLAN.rates.map((hz) => `continuous-${hz}hz`) : [];
+/** Configurations measured in a phase: the six always, the sample-rate rows on /orders, extras. */
+function configsFor(route, shape) {
+  const rates = route === 'orders' && PLAN.rateShapes.includes(shape) ? PLAN.rates.map((hz) => `continuous-${hz}hz`) : [];
   return [...report.CONFIGS.map((c) => c.key), ...rates, ...EXTRA];
 }
 
@@ -202,7 +207,9 @@ class ServerProcess {
 /** Saturating: `amount` requests over 50 keep-alive connections (autocannon), as fast as served. */
 async function saturate(port, url, amount) {
   const started = performance.now();
-  const result = await autocannon({ url: `http://127.0.0.1:${port}${url}`, connections: PLAN.connections, amount, timeout: 60 });
+  // autocannon notices that the last request was answered only at its next sample tick (1 s by
+  // default): up to a second of idle server per slice, charged to the requests and wasted. 50 ms.
+  const result = await autocannon({ url: `http://127.0.0.1:${port}${url}`, connections: PLAN.connections, amount, timeout: 60, sampleInt: 50 });
   const failed = result.errors + result.timeouts + result.non2xx;
   if (failed > amount / 100) throw new Error(`load on ${url}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx of ${amount}`);
   if (failed > 0) console.warn(`  (load on ${url}: ${failed} of ${amount} requests failed; CPU is divided by the ${result['2xx']} served)`);
@@ -308,7 +315,8 @@ async function oneRound(servers, route, shape, calibration, round) {
 /** A route's servers up at once; its shapes' rounds in turn; then each server's side figures. */
 async function routePhases(routeKey, shapes, ctx) {
   const route = ROUTES[routeKey];
-  const configs = configsFor(routeKey);
+  // every server any of this route's shapes measures; each shape's rounds load its own list
+  const configs = [...new Set(shapes.flatMap(({ shape }) => configsFor(routeKey, shape)))];
   const servers = [];
   const phases = [];
   try {
@@ -321,23 +329,25 @@ async function routePhases(routeKey, shapes, ctx) {
     const uploadsBefore = Object.fromEntries(servers.map((s) => [s.config, ctx.ingest.received(appName(s.config))]));
     for (const { shape, rounds: roundCount } of shapes) {
       const startedAt = Date.now();
+      const measured = configsFor(routeKey, shape);
+      const inPhase = servers.filter((s) => measured.includes(s.config));
       const size = shape === 'paced' ? `${calibration.paced.amount} requests at ${calibration.paced.rate}/s` : `${calibration.saturating} requests, 50 connections`;
-      console.log(`bench: ${route.label} ${shape}: ${roundCount} rounds of ${servers.length} servers, ${size} per slice`);
+      console.log(`bench: ${route.label} ${shape}: ${roundCount} rounds of ${inPhase.length} servers, ${size} per slice`);
       const rounds = [];
       for (let round = 0; round < roundCount; round++) {
-        const r = await oneRound(servers, route, shape, calibration, round);
+        const r = await oneRound(inPhase, route, shape, calibration, round);
         rounds.push(r);
-        console.log(`  round ${round + 1}: ${servers.map((s) => `${s.config} ${r.perRequest[s.config].toFixed(1)}`).join(', ')} µs/req`);
+        console.log(`  round ${round + 1}: ${inPhase.map((s) => `${s.config} ${r.perRequest[s.config].toFixed(1)}`).join(', ')} µs/req`);
       }
       phases.push({
         route: routeKey,
         url: route.url,
         label: route.label,
         shape,
-        configs,
+        configs: measured,
         calibration,
-        rounds: Object.fromEntries(configs.map((c) => [c, rounds.map((r) => r.perRequest[c])])),
-        busy: Object.fromEntries(configs.map((c) => [c, rounds.map((r) => r.busy[c])])),
+        rounds: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.perRequest[c])])),
+        busy: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.busy[c])])),
         seconds: (Date.now() - startedAt) / 1000,
       });
     }
@@ -356,6 +366,7 @@ async function routePhases(routeKey, shapes, ctx) {
         bytesPerMin: (ingest.bytes / s.lifetimeMs) * 60_000,
         ingest,
         profiler: closed.profiler,
+        engineFloor: stats.engineFloor,
       };
     }
     for (const phase of phases) phase.servers = servers_;

@@ -35,6 +35,9 @@ const appName = `bench-${config}`;
  * Fastify hooks, the controller and its CPU meter, uploads. The plugin's own cost is its figure
  * minus this one.
  */
+/** The engine floor's own account (it uploads nothing): windows collected, CPU samples in the last. */
+let engineFloorStats;
+
 async function engineFloor(app, sampleRate) {
   const { EngineProfiler } = require('../dist/profilers');
   const { DEFAULTS } = require('../dist/options');
@@ -56,6 +59,11 @@ async function engineFloor(app, sampleRate) {
   });
   let timer;
   let windowStart = Date.now();
+  engineFloorStats = { useCPED, sampleRate: sampleRate ?? DEFAULTS.sampleRate, windows: 0, lastWindowSamples: 0, collectFailures: 0 };
+  const count = (collected) => {
+    engineFloorStats.windows++;
+    engineFloorStats.lastWindowSamples = collected.profiles.filter((p) => p.kind === 'cpu').reduce((n, p) => n + p.sampleCount, 0);
+  };
   const nextWindow = () => {
     const window = { startMs: windowStart, endMs: Date.now() };
     windowStart = window.endMs;
@@ -65,7 +73,10 @@ async function engineFloor(app, sampleRate) {
     profiler.start();
     windowStart = Date.now();
     timer = setInterval(() => {
-      profiler.collect(nextWindow()).catch((error) => console.error(`engine floor: collect failed: ${error}`));
+      profiler.collect(nextWindow()).then(count, (error) => {
+        engineFloorStats.collectFailures++;
+        console.error(`engine floor: collect failed: ${error}`);
+      });
     }, windowMs);
     timer.unref();
   });
@@ -259,6 +270,7 @@ const HANDLERS = {
     eldSlices: slices,
     maxRssMB: process.resourceUsage().maxRSS / 1024,
     profiler: profilerStats(app),
+    engineFloor: engineFloorStats,
   }),
   watch: (_app, msg) => {
     const watch = new BlockWatch();
