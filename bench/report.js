@@ -281,7 +281,11 @@ function phaseLine(run, p, raw) {
   const size = p.shape === 'paced'
     ? `${c.paced.amount} requests per slice at ${c.paced.rate} req/s (open loop)`
     : `${c.saturating} requests per slice, ${run.plan.connections} connections (autocannon)`;
-  return `**${p.label}**: ${p.rounds} rounds, ${size}; the baseline's core was ${pct(p.baselineBusy, 0)} busy during its slices; ${raw.seconds.toFixed(0)} s.`;
+  const served = raw.achievedRate ? median(raw.achievedRate.baseline) : NaN;
+  let achieved = Number.isFinite(served) ? `, ${Math.round(served)} req/s served` : '';
+  // an open-loop slice that could not be served at its rate was a saturating one in disguise
+  if (p.shape === 'paced' && served < 0.9 * c.paced.rate) achieved += ' (**fell behind the pace: not a paced measurement**)';
+  return `**${p.label}**: ${p.rounds} rounds, ${size}; the baseline's core was ${pct(p.baselineBusy, 0)} busy during its slices${achieved}; ${raw.seconds.toFixed(0)} s.`;
 }
 
 /** The whole section for one Node version. */
