@@ -273,32 +273,35 @@ function paced(port, url, rate, amount) {
  * Saturating slices: throughput x sliceSeconds requests (bounded). Paced: the rate at which the
  * baseline's core would be `pacedShare` busy, for sliceSeconds.
  */
-async function calibrate(server, route, withPaced) {
+async function calibrate(server, route) {
   const before = await server.cpuMicros();
   const load = await saturate(server.port, route.url, Math.round(route.warmup * PLAN.warmupScale) || 100);
   const cpuPerRequest = ((await server.cpuMicros()) - before) / load.served;
-  // Little's law: autocannon ends on its 1 s tick, so its duration overstates the time taken
+  // Little's law: the throughput without autocannon's start (connections) and end (its tick)
   const perSecond = PLAN.connections / (load.latencyMeanMs / 1000);
   const [low, high] = route.bounds;
-  const round50 = (x) => Math.max(50, Math.round(x / 50) * 50);
   const saturating = round50(Math.min(high, Math.max(low, perSecond * PLAN.sliceSeconds)));
-  let rate = Math.max(10, Math.round((PLAN.pacedShare * 1e6) / cpuPerRequest));
-  let trialBusy;
-  if (withPaced) {
-    // A request costs more CPU at a moderate rate than under saturation (less batching per
-    // event-loop turn), so one paced trial slice on the baseline corrects the rate toward the
-    // wanted share of the core (at most 2x either way, and below the saturating throughput).
-    const trialBefore = await server.cpuMicros();
-    const trial = await paced(server.port, route.url, rate, round50(rate * PLAN.sliceSeconds));
-    trialBusy = ((await server.cpuMicros()) - trialBefore) / 1000 / trial.wallMs;
-    // bounded by the throughput measured under saturation: half a core cannot serve more than
-    // about half of it (a machine busy with other work reads "not busy enough" in the trial)
-    const served = load.served / (load.wallMs / 1000);
-    const corrected = rate * Math.min(2, Math.max(0.5, PLAN.pacedShare / trialBusy));
-    rate = Math.max(10, Math.round(Math.min(corrected, (PLAN.pacedShare + 0.1) * Math.min(served, perSecond))));
-  }
-  const pacedAmount = round50(Math.min(high, rate * PLAN.sliceSeconds));
-  return { cpuPerRequest, perSecond, saturating, paced: { rate, amount: pacedAmount, trialBusy } };
+  return { cpuPerRequest, perSecond, saturating };
+}
+
+const round50 = (x) => Math.max(50, Math.round(x / 50) * 50);
+
+/**
+ * The paced rate: `pacedShare` of a core / the baseline's CPU per request under saturation
+ * (from the saturating rounds when they ran, else the calibration), then corrected once by a
+ * paced trial slice on the baseline: a request costs more CPU at a moderate rate than under
+ * saturation (less batching per event-loop turn), so the rate comes down (to half at most). It
+ * goes up by 20 % at most: a trial reading "not busy enough" is more likely a core shared with
+ * other work than requests costing less than under saturation.
+ */
+async function pacedRate(server, route, { cpuPerRequest }) {
+  const [, high] = route.bounds;
+  const first = (PLAN.pacedShare * 1e6) / cpuPerRequest;
+  const trialBefore = await server.cpuMicros();
+  const trial = await paced(server.port, route.url, first, round50(first * PLAN.sliceSeconds));
+  const trialBusy = ((await server.cpuMicros()) - trialBefore) / 1000 / trial.wallMs;
+  const rate = Math.max(10, Math.round(first * Math.min(1.2, Math.max(0.5, PLAN.pacedShare / trialBusy))));
+  return { rate, amount: round50(Math.min(high, rate * PLAN.sliceSeconds)), firstRate: Math.round(first), trialBusy };
 }
 
 /**
@@ -341,12 +344,15 @@ async function routePhases(routeKey, shapes, ctx) {
       servers.push(server);
       await saturate(server.port, route.url, Math.round(route.warmup * PLAN.warmupScale) || 100);
     }
-    const calibration = await calibrate(servers[0], route, shapes.some((p) => p.shape === 'paced'));
+    const calibration = await calibrate(servers[0], route);
+    // what the baseline did under saturation, for the paced rate: its rounds when they ran
+    let saturated = { cpuPerRequest: calibration.cpuPerRequest, throughput: calibration.perSecond };
     const uploadsBefore = Object.fromEntries(servers.map((s) => [s.config, ctx.ingest.received(appName(s.config))]));
     for (const { shape, rounds: roundCount } of shapes) {
       const startedAt = Date.now();
       const measured = configsFor(routeKey, shape);
       const inPhase = servers.filter((s) => measured.includes(s.config));
+      if (shape === 'paced') calibration.paced = await pacedRate(servers[0], route, saturated);
       const size = shape === 'paced' ? `${calibration.paced.amount} requests at ${calibration.paced.rate}/s` : `${calibration.saturating} requests, 50 connections`;
       console.log(`bench: ${route.label} ${shape}: ${roundCount} rounds of ${inPhase.length} servers, ${size} per slice`);
       const rounds = [];
@@ -355,13 +361,16 @@ async function routePhases(routeKey, shapes, ctx) {
         rounds.push(r);
         console.log(`  round ${round + 1}: ${inPhase.map((s) => `${s.config} ${r.perRequest[s.config].toFixed(1)}`).join(', ')} µs/req`);
       }
+      if (shape === 'saturating') {
+        saturated = { cpuPerRequest: report.median(rounds.map((r) => r.perRequest.baseline)), throughput: report.median(rounds.map((r) => r.rate.baseline)) };
+      }
       phases.push({
         route: routeKey,
         url: route.url,
         label: route.label,
         shape,
         configs: measured,
-        calibration,
+        calibration: { ...calibration },
         rounds: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.perRequest[c])])),
         busy: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.busy[c])])),
         achievedRate: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.rate[c])])),
