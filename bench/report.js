@@ -280,7 +280,7 @@ function phaseLine(run, p, raw) {
   const c = raw.calibration;
   const size = p.shape === 'paced'
     ? `${c.paced.amount} requests per slice at ${c.paced.rate} req/s (open loop)`
-    : `${c.saturating} requests per slice, ${run.plan.connections} connections (autocannon)`;
+    : `${c.saturating} requests per slice, ${run.plan.connections} connections, closed loop`;
   const served = raw.achievedRate ? median(raw.achievedRate.baseline) : NaN;
   let achieved = Number.isFinite(served) ? `, ${Math.round(served)} req/s served` : '';
   // an open-loop slice that could not be served at its rate was a saturating one in disguise
