@@ -294,7 +294,7 @@ function markdownSection(run, analysis) {
   const passed = analysis.targets.filter((t) => t.verdict === 'pass').length;
   const rate = sampleRateTable(analysis.phases);
   return [
-    `## Node ${env.node}`,
+    `## Node ${env.node}${env.tag ? ` (${env.tag.slice(1)})` : ''}`,
     '',
     `${env.date} · ${env.nproc} cores (${env.cpuModel}) · ${env.placement} · load average ${env.loadBefore} before, ${env.loadAfter} after · bench took ${env.elapsedS.toFixed(0)} s · label mode ${analysis.labelMode}`,
     '',
@@ -322,7 +322,7 @@ function markdownSection(run, analysis) {
 
 /** The README's overhead table, one column per Node version run. */
 function readmeTable(runs) {
-  const sorted = [...runs].sort((a, b) => a.run.env.nodeMajor - b.run.env.nodeMajor);
+  const sorted = [...runs].sort((a, b) => a.run.env.nodeMajor - b.run.env.nodeMajor || String(a.run.env.tag || '').localeCompare(String(b.run.env.tag || '')));
   const phase = (a, id) => a.phases.find((p) => p.id === id);
   const cell = (id, f) => sorted.map(({ analysis }) => {
     const p = phase(analysis, id);
@@ -357,9 +357,9 @@ function readmeTable(runs) {
 }
 
 /** Replaces (or adds) this Node major's section in RESULTS.md, leaving the rest of the file alone. */
-function writeResults(file, nodeMajor, section) {
-  const start = `<!-- bench:node${nodeMajor}:start -->`;
-  const end = `<!-- bench:node${nodeMajor}:end -->`;
+function writeResults(file, sectionKey, section) {
+  const start = `<!-- bench:node${sectionKey}:start -->`;
+  const end = `<!-- bench:node${sectionKey}:end -->`;
   const block = `${start}\n${section}\n${end}`;
   let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmark results\n\nWritten by `npm run bench` (bench/run.js).\n';
   const at = text.indexOf(start);
@@ -379,7 +379,7 @@ if (require.main === module) {
   const args = process.argv.slice(2);
   if (args[0] === '--readme') {
     const dir = args[1] ? path.resolve(args[1]) : path.join(__dirname, 'results');
-    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^node\d+\.json$/.test(f)) : [];
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^node\d+(-[\w-]+)?\.json$/.test(f)) : [];
     if (files.length === 0) {
       console.error(`no saved runs in ${dir} (npm run bench writes bench/results/nodeNN.json)`);
       process.exitCode = 1;

@@ -29,6 +29,9 @@
  *   BENCH_PACED_SHARE=X  paced load as a share of one core of the baseline (default 0.5)
  *   BENCH_PIN=0          no core pinning (default: on when taskset exists and there are >= 2 cores)
  *   BENCH_JSON=FILE      raw figures as JSON (default bench/results/nodeNN.json unless quick)
+ *   BENCH_TAG=NAME       a variant of this Node's run kept apart: section nodeNN-NAME, file
+ *                        nodeNN-NAME.json (e.g. BENCH_TAG=cped with Node 22 and
+ *                        NODE_OPTIONS=--experimental-async-context-frame)
  *   BENCH_EXTRA=LIST     diagnosis configurations (disabled, large-graph, loaded; see server.js)
  *   BENCH_SKIP=probe,accuracy   leave out the flush probe and/or the label-accuracy run
  */
@@ -511,22 +514,24 @@ async function main() {
 
     env.loadAfter = env.load();
     const elapsedS = (Date.now() - started) / 1000;
-    const run = { env: { ...env, load: undefined, nodeMajor, elapsedS }, plan: PLAN, phases, probe, accuracy };
+    const tag = process.env.BENCH_TAG ? `-${process.env.BENCH_TAG.replace(/[^\w-]/g, '')}` : '';
+    const sectionKey = `${nodeMajor}${tag}`;
+    const run = { env: { ...env, load: undefined, nodeMajor, tag, elapsedS }, plan: PLAN, phases, probe, accuracy };
     const analysis = report.analyze(run);
     const section = report.markdownSection(run, analysis);
     console.log(`\n${section}\n`);
     console.log(`README column for Node ${nodeMajor} (all columns: node bench/report.js --readme):\n`);
     console.log(`${report.readmeTable([{ run, analysis }])}\n`);
     const write = !QUICK || process.env.BENCH_WRITE === '1';
-    const jsonFile = process.env.BENCH_JSON || (write ? path.join(__dirname, 'results', `node${nodeMajor}.json`) : undefined);
+    const jsonFile = process.env.BENCH_JSON || (write ? path.join(__dirname, 'results', `node${sectionKey}.json`) : undefined);
     if (jsonFile) {
       fs.mkdirSync(path.dirname(jsonFile), { recursive: true });
       fs.writeFileSync(jsonFile, `${JSON.stringify(run, null, 1)}\n`);
       console.log(`bench: raw figures in ${path.relative(process.cwd(), jsonFile)}`);
     }
     if (write && !process.env.BENCH_PRELOAD) {
-      report.writeResults(RESULTS_FILE, nodeMajor, section);
-      console.log(`bench: wrote the Node ${nodeMajor} section of ${path.relative(process.cwd(), RESULTS_FILE)}`);
+      report.writeResults(RESULTS_FILE, sectionKey, section);
+      console.log(`bench: wrote the Node ${sectionKey} section of ${path.relative(process.cwd(), RESULTS_FILE)}`);
     }
     console.log(`bench: took ${elapsedS.toFixed(0)} s`);
   } finally {
