@@ -248,9 +248,11 @@ function drive(port, url, { amount, rate, connections }) {
     let failed = 0;
     let latencySum = 0;
     let settled = false;
+    const timer = setTimeout(() => settle(new Error(`load on ${url}: ${answered + failed} of ${amount} responses after ${MESSAGE_TIMEOUT_MS} ms`)), MESSAGE_TIMEOUT_MS);
     const settle = (error) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       for (const socket of sockets) socket.destroy();
       if (error) reject(error);
       else if (failed > amount / 100) reject(new Error(`load on ${url}: ${failed} of ${amount} requests failed (not 2xx)`));
@@ -282,6 +284,8 @@ function drive(port, url, { amount, rate, connections }) {
         if (answered + failed >= amount) settle();
       });
       socket.on('error', (error) => settle(new Error(`load on ${url}: ${error.message}`)));
+      // a server that closes a connection (or dies) mid-slice must not leave the runner waiting
+      socket.on('close', () => settle(new Error(`load on ${url}: the server closed a connection after ${answered + failed} of ${amount} responses`)));
       sockets.push(socket);
       return socket;
     };
