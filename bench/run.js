@@ -18,8 +18,9 @@
  *    rewritten and bench/results/nodeNN.json kept (the README table is built from those).
  *
  * Environment:
- *   BENCH_QUICK=1        smoke test: 2 rounds of short slices (about 1-2 minutes); nothing written
- *                        unless BENCH_WRITE=1; figures not meaningful
+ *   BENCH_QUICK=1        smoke test: 2 rounds of short slices (about 1-2 minutes); figures not
+ *                        meaningful. Quick runs and runs narrowed by BENCH_PHASES, BENCH_SKIP or
+ *                        BENCH_PRELOAD write neither RESULTS.md nor bench/results/ unless BENCH_WRITE=1
  *   BENCH_ROUNDS=N       rounds of every phase (default: see PHASES)
  *   BENCH_SLICE_S=S      seconds of load per slice (default 2)
  *   BENCH_UPLOAD_RATE=T  uploadRate of every profiler (default 15s, the plugin's default)
@@ -526,14 +527,16 @@ async function main() {
     console.log(`\n${section}\n`);
     console.log(`README column for Node ${nodeMajor} (all columns: node bench/report.js --readme):\n`);
     console.log(`${report.readmeTable([{ run, analysis }])}\n`);
-    const write = !QUICK || process.env.BENCH_WRITE === '1';
+    // only a full run replaces a Node version's section and file; a partial or quick one only if asked
+    const partial = QUICK || Boolean(process.env.BENCH_PHASES || process.env.BENCH_SKIP || process.env.BENCH_PRELOAD);
+    const write = !partial || process.env.BENCH_WRITE === '1';
     const jsonFile = process.env.BENCH_JSON || (write ? path.join(__dirname, 'results', `node${sectionKey}.json`) : undefined);
     if (jsonFile) {
       fs.mkdirSync(path.dirname(jsonFile), { recursive: true });
       fs.writeFileSync(jsonFile, `${JSON.stringify(run, null, 1)}\n`);
       console.log(`bench: raw figures in ${path.relative(process.cwd(), jsonFile)}`);
     }
-    if (write && !process.env.BENCH_PRELOAD) {
+    if (write) {
       report.writeResults(RESULTS_FILE, sectionKey, section);
       console.log(`bench: wrote the Node ${sectionKey} section of ${path.relative(process.cwd(), RESULTS_FILE)}`);
     }
