@@ -35,6 +35,7 @@ export const PROFILE_ID_ATTRIBUTE = 'pyroscope.profile.id';
 
 const SAMPLED_FLAG = 1;
 const SPAN_ID_FORM = /^[0-9a-f]{16}$/;
+const INVALID_SPAN_ID = '0000000000000000';
 
 /** The parts of an OpenTelemetry span used here (structural, so no type import of the API leaks). */
 export interface OtelSpanContext {
@@ -93,9 +94,9 @@ export class SpanSampleContext {
 /** The form Pyroscope decodes (16 lowercase hex), or undefined: anything else would become span 0. */
 export function spanIdLabelValue(spanId: unknown): string | undefined {
   if (typeof spanId !== 'string') return undefined;
-  if (SPAN_ID_FORM.test(spanId)) return spanId;
-  const lower = spanId.toLowerCase();
-  return SPAN_ID_FORM.test(lower) && lower !== '0000000000000000' ? lower : undefined;
+  const id = SPAN_ID_FORM.test(spanId) ? spanId : spanId.toLowerCase();
+  // all zeros is OpenTelemetry's invalid span id (and Pyroscope's "no span")
+  return SPAN_ID_FORM.test(id) && id !== INVALID_SPAN_ID ? id : undefined;
 }
 
 /** A sample context's labels: span contexts resolved, label sets as they are. */
