@@ -8,7 +8,9 @@ import { time } from '@datadog/pprof';
 import { context, trace, TraceFlags, type Span } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
+import { ProfilingOptionError } from '../src/errors';
 import { OVERFLOW_VALUE, RequestLabels, type LabelOptions } from '../src/labels';
+import { resolveOptions } from '../src/options';
 import { labelsOfContext } from '../src/labels/propagation';
 import {
   attachTracker,
@@ -208,5 +210,17 @@ describe('joining the tracer provider', () => {
 
   test('spanProfiles: false loads nothing', () => {
     expect(loadSpanProfiles({ setting: false, warn: () => undefined })).toBeUndefined();
+  });
+});
+
+describe('the spanProfiles option', () => {
+  test('true, false or absent; anything else is refused naming the option; span_name takes one per-sample label slot unless false', () => {
+    const base = { appName: 'shop', outputDir: '/tmp/x' };
+    expect(resolveOptions({ ...base }, {}).spanProfiles).toBeUndefined();
+    expect(resolveOptions({ ...base, spanProfiles: true }, {}).spanProfiles).toBe(true);
+    expect(resolveOptions({ ...base, spanProfiles: false }, {}).spanProfiles).toBe(false);
+    expect(() => resolveOptions({ ...base, spanProfiles: 'yes' as unknown as boolean }, {})).toThrow(ProfilingOptionError);
+    expect(() => resolveOptions({ ...base, spanProfiles: 'yes' as unknown as boolean }, {})).toThrow(/spanProfiles/);
+    expect(resolveOptions({ ...base }, {}).maxLabelsPerSample).toBe(resolveOptions({ ...base, spanProfiles: false }, {}).maxLabelsPerSample - 1);
   });
 });
