@@ -176,11 +176,15 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     app.decorate('profiler', decorator);
 
     if (labelsWanted) app.addHook('onRequest', labels.onRequest);
-    // The second look for a span (see onPreHandler) is needed only when no tracer that starts its
-    // request span in a hook (@fastify/otel, which decorates request.opentelemetry) is registered
-    // yet: registered before us, its span is active in our onRequest already, and it would wrap
-    // a preHandler of ours in one more span per request.
-    if (spans !== undefined && !app.hasRequestDecorator('opentelemetry')) app.addHook('preHandler', labels.onPreHandler);
+    // The second look for a span (see onPreHandler) is needed only when a tracer provider is
+    // registered (OpenTelemetry wants it registered before the app is built) and no tracer that
+    // starts its request span in a hook (@fastify/otel, which decorates request.opentelemetry)
+    // is registered yet: registered before us, its span is active in our onRequest already, and
+    // it would wrap a preHandler of ours in one more span per request. An app with
+    // @opentelemetry/api installed but no tracing pays no extra hook.
+    if (spans !== undefined && spans.providerRegistered() && !app.hasRequestDecorator('opentelemetry')) {
+      app.addHook('preHandler', labels.onPreHandler);
+    }
     // A bad `config.profiling` fails where the route is declared, not on its first request.
     app.addHook('onRoute', (route) => {
       const where = `config.profiling of route ${String(route.method)} ${route.url}`;

@@ -211,6 +211,15 @@ export class SpanProfiles {
     this.tracker = processTracker(api);
   }
 
+  /** Whether a tracer provider is registered right now (not the no-op one). Never throws. */
+  providerRegistered(): boolean {
+    try {
+      return registeredProvider(this.api) !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
   /** Session start. Never throws. */
   activate(): void {
     try {
@@ -306,10 +315,16 @@ interface ProviderShape {
  *   by shape, and anything else is 'unsupported-provider'.
  * - SDK 1.x: addSpanProcessor.
  */
+function registeredProvider(api: OtelApi): ProviderShape | undefined {
+  let provider = api.trace.getTracerProvider() as ProviderShape | undefined;
+  if (provider !== undefined && typeof provider.getDelegate === 'function') provider = provider.getDelegate() as ProviderShape | undefined;
+  if (provider === undefined || provider === null || provider.constructor?.name === 'NoopTracerProvider') return undefined;
+  return provider;
+}
+
 export function attachTracker(api: OtelApi, tracker: LocalRootTracker): TrackerAttachment {
-  let provider = api.trace.getTracerProvider() as ProviderShape;
-  if (typeof provider.getDelegate === 'function') provider = provider.getDelegate() as ProviderShape;
-  if (provider === undefined || provider === null || provider.constructor?.name === 'NoopTracerProvider') return 'no-provider';
+  const provider = registeredProvider(api);
+  if (provider === undefined) return 'no-provider';
   const multi = provider._activeSpanProcessor;
   const list = multi?._spanProcessors;
   if (Array.isArray(list)) {
