@@ -175,8 +175,12 @@ export type SpanProfilesSetting = boolean | undefined;
 export type TrackerAttachment = 'attached' | 'no-provider' | 'unsupported-provider';
 
 export interface SpanProfileStats {
-  /** off (option false or API absent), waiting (no provider yet), on */
-  state: 'off' | 'no-provider' | 'on';
+  /**
+   * As found at the last session start: `on`; `no-provider` (no tracer provider registered:
+   * nothing labelled); `root-spans-only` (a provider the root tracker cannot join: only requests
+   * whose active span is their local root are labelled); `idle` before the first session.
+   */
+  state: 'idle' | 'no-provider' | 'root-spans-only' | 'on';
   /** requests whose samples were given a span (sampled trace with a known local root) */
   labelledRequests: number;
   /** requests with a sampled active span whose local root could not be found */
@@ -273,7 +277,14 @@ export class SpanProfiles {
 
   stats(): SpanProfileStats {
     return {
-      state: this.attachment === 'no-provider' ? 'no-provider' : 'on',
+      state:
+        this.attachment === undefined
+          ? 'idle'
+          : this.attachment === 'no-provider'
+            ? 'no-provider'
+            : this.attachment === 'unsupported-provider'
+              ? 'root-spans-only'
+              : 'on',
       labelledRequests: this.labelledRequests,
       rootsNotFound: this.rootsNotFound,
     };
