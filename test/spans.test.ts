@@ -208,6 +208,28 @@ describe('joining the tracer provider', () => {
     expect(warnings[0]).toContain('no OpenTelemetry tracer provider is registered');
   });
 
+  test('a provider the tracker cannot join: warns once (root spans only); no warning once it lists spanProfilesProcessor()', () => {
+    const warnings: string[] = [];
+    const foreignProvider = { getTracer: () => undefined };
+    const foreign = { trace: { getActiveSpan: () => undefined, getSpan: () => undefined, getTracerProvider: () => foreignProvider } } as unknown as OtelApi;
+    const spans = new SpanProfiles(foreign, { setting: undefined, warn: (m) => warnings.push(m) });
+    spans.activate();
+    spans.activate();
+    expect(spans.enabled).toBe(true);
+    expect(spans.stats().state).toBe('root-spans-only');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('spanProfilesProcessor()');
+
+    // the user listed the processor: the provider calls it, and the next session knows it is in
+    const listed = { trace: { ...foreign.trace, getTracerProvider: () => ({ ...foreignProvider }) } } as unknown as OtelApi;
+    const quiet: string[] = [];
+    const withProcessor = new SpanProfiles(listed, { setting: undefined, warn: (m) => quiet.push(m) });
+    withProcessor.tracker.onStart({ spanContext: () => ({ traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1 }), setAttribute: () => undefined }, {});
+    withProcessor.activate();
+    expect(withProcessor.stats().state).toBe('on');
+    expect(quiet).toEqual([]);
+  });
+
   test('spanProfiles: false loads nothing', () => {
     expect(loadSpanProfiles({ setting: false, warn: () => undefined })).toBeUndefined();
   });

@@ -135,10 +135,13 @@ export class LocalRootTracker {
   readonly [TRACKER_MARK] = true;
   /** on while a session runs (SpanProfiles.activate / deactivate) */
   tracking = false;
+  /** a provider has called us: we are in its span processors, whatever its shape */
+  called = false;
 
   constructor(private readonly api: OtelApi) {}
 
   onStart(span: OtelSpan, parentContext: OtelContext): void {
+    this.called = true;
     if (!this.tracking) return;
     try {
       const parent = parentContext === undefined ? undefined : this.api.trace.getSpan(parentContext);
@@ -197,7 +200,7 @@ export interface SpanProfilesOptions {
 
 /**
  * The span side of request labels, created only when the API loaded. Per session: activate()
- * attaches the tracker to the provider (or finds it there); per request: rootForRequest().
+ * attaches the tracker to the provider (or finds it there); per request: contextForRequest().
  */
 export class SpanProfiles {
   /** true while a session runs with a tracer provider: the request path looks at spans */
@@ -238,6 +241,8 @@ export class SpanProfiles {
       }
       return;
     }
+    // a provider we cannot see into, but one that lists spanProfilesProcessor() and started spans
+    if (this.attachment === 'unsupported-provider' && this.tracker.called) this.attachment = 'attached';
     if (this.attachment === 'unsupported-provider') {
       this.warnOnce(
         'spanProfiles: the registered tracer provider takes no span processor this plugin can add itself; only requests whose active span is their local root get a span_id. Add spanProfilesProcessor() to the provider\'s spanProcessors for every request to be covered',
