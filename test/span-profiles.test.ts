@@ -11,6 +11,7 @@ import { fork } from 'node:child_process';
 import path from 'node:path';
 import type { Profile } from 'pprof-format';
 import { IngestStandIn, sampleLabels, sampleTypeNames, selfValueByFunction, str } from './helpers/ingest-stand-in';
+import { expectedLabelMode } from './helpers/node-line';
 
 interface SpanRecord {
   name: string;
@@ -182,8 +183,8 @@ function checkSpanProfiles(setup: string, r: Run): void {
   }
   summary.push(`${setup.padEnd(10)} [${String(result.labelMode)}, ${result.counts.requests} requests] ${shares.join(' | ')}`);
   expect(shortfalls).toEqual([]);
-  // the labels follow the engine mode the process supports (CPED on Node 24+)
-  expect(result.labelMode).toBe(Number(process.versions.node.split('.')[0]) >= 24 ? 'cped' : 'async-hooks');
+  // the labels follow the engine mode the process supports (the child inherits NODE_OPTIONS)
+  expect(result.labelMode).toBe(expectedLabelMode());
 
   // traceparent "not sampled": route labels, never a span id
   let unsampledCpu = 0;
