@@ -11,7 +11,8 @@
  *   npm run build && node bench/spans-cost.js [rounds=8] [sliceSeconds=4] [connections=16]
  *
  * Prints per round and the median: CPU µs per request with spans off and on, the difference,
- * and the ratio.
+ * and the ratio. With SPANS_COST_HOLDER=1 a third server (spans off, plus a fresh engine context
+ * holder entered per request) tells, on Node 24+, how much of the difference is that holder.
  */
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
@@ -42,6 +43,16 @@ async function server(spans) {
     uploadRate: '5s',
     spanProfiles: spans === 'on',
   });
+  if (spans === 'holder') {
+    // diagnosis: spans off, but every request enters the engine's context anew with a fresh
+    // holder (what a span context costs on CPED), to tell that cost from the rest of the span work
+    const { time } = require('@datadog/pprof');
+    const labels = Object.freeze({ route: '/hello', method: 'GET' });
+    app.addHook('onRequest', (_request, _reply, done) => {
+      if (time.isStarted()) time.runWithContext(labels, done);
+      else done();
+    });
+  }
   app.get('/hello', async () => ({ hello: 'world' }));
   await app.listen({ host: '127.0.0.1', port: 0 });
   process.on('message', async (msg) => {
@@ -92,13 +103,21 @@ async function run() {
   const autocannon = require('autocannon');
   const off = await startServer('off');
   const on = await startServer('on');
+  // SPANS_COST_HOLDER=1 (CPED diagnosis): a third server, spans off plus a fresh engine context per request
+  const holder = process.env.SPANS_COST_HOLDER === '1' ? await startServer('holder') : undefined;
+  const servers = [off, on, ...(holder ? [holder] : [])];
   // warm-up: JIT, the first profiling window
-  for (const srv of [off, on]) await slice(autocannon, srv, 2, connections);
+  for (const srv of servers) await slice(autocannon, srv, 2, connections);
   const rows = [];
   for (let r = 0; r < rounds; r++) {
-    const order = r % 2 === 0 ? [off, on] : [on, off];
+    const order = r % 2 === 0 ? servers : [...servers].reverse();
     const got = {};
     for (const srv of order) got[srv.spans] = await slice(autocannon, srv, seconds, connections);
+    if (holder) {
+      const h = got.holder.usPerRequest / got.off.usPerRequest;
+      console.log(`round ${r + 1}: fresh engine holder per request, spans off: ${got.holder.usPerRequest.toFixed(2)} µs/req, ratio to off ${h.toFixed(3)}`);
+      (run.holderRatios ??= []).push(h);
+    }
     const row = { off: got.off.usPerRequest, on: got.on.usPerRequest, diff: got.on.usPerRequest - got.off.usPerRequest, ratio: got.on.usPerRequest / got.off.usPerRequest };
     rows.push(row);
     console.log(
@@ -112,7 +131,8 @@ async function run() {
       `median paired difference ${median(rows.map((x) => x.diff)).toFixed(2)} µs, ratio ${median(rows.map((x) => x.ratio)).toFixed(3)} ` +
       `(range ${Math.min(...rows.map((x) => x.ratio)).toFixed(3)}-${Math.max(...rows.map((x) => x.ratio)).toFixed(3)})`,
   );
-  for (const srv of [off, on]) await srv.ask('close');
+  if (run.holderRatios) console.log(`diagnosis: spans off + a fresh engine holder per request, median ratio to off ${median(run.holderRatios).toFixed(3)}`);
+  for (const srv of servers) await srv.ask('close');
 }
 
 if (process.argv[2] === 'server') {
