@@ -83,6 +83,7 @@ export const OptionsSchema = Type.Object(
     maxPendingUploads: Type.Optional(opt(Type.Number(), 'an integer from 1 to 10000')),
     maxPendingBytes: Type.Optional(opt(Type.Number(), 'an integer number of bytes of at least 65536')),
     allowInsecureAuth: Type.Optional(opt(Type.Boolean(), 'true or false')),
+    spanProfiles: Type.Optional(opt(Type.Boolean(), 'true or false')),
   },
   { additionalProperties: false },
 );
@@ -129,6 +130,11 @@ export interface ResolvedOptions {
   maxPendingUploads: number;
   maxPendingBytes: number;
   allowInsecureAuth: boolean;
+  /**
+   * OpenTelemetry span profiles: undefined = on when @opentelemetry/api loads and a tracer
+   * provider is registered; true = the same, warning once when they are absent; false = off.
+   */
+  spanProfiles?: boolean;
 }
 
 export const DEFAULTS = {
@@ -340,7 +346,8 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     heapSamplingInterval: integerIn(problems, 'heapSamplingInterval', input.heapSamplingInterval ?? DEFAULTS.heapSamplingInterval, 1024, 64 * 1024 * 1024),
     labels,
     maxLabelValues: integerIn(problems, 'maxLabelValues', input.maxLabelValues ?? DEFAULTS.maxLabelValues, 1, 100_000),
-    maxLabelsPerSample: MAX_SERIES_LABELS - SERVER_SERIES_LABELS - tagNames.length,
+    // span_name is a series label too when span profiles may be on (span_id is not: see cardinality.ts)
+    maxLabelsPerSample: MAX_SERIES_LABELS - SERVER_SERIES_LABELS - tagNames.length - (input.spanProfiles === false ? 0 : 1),
     outputDir,
     maxOutputFiles: integerIn(problems, 'maxOutputFiles', input.maxOutputFiles ?? DEFAULTS.maxOutputFiles, 1, 1_000_000),
     maxOutputBytes: integerIn(problems, 'maxOutputBytes', input.maxOutputBytes ?? DEFAULTS.maxOutputBytes, 1024 * 1024, Number.MAX_SAFE_INTEGER),
@@ -348,6 +355,7 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     maxPendingUploads: integerIn(problems, 'maxPendingUploads', input.maxPendingUploads ?? DEFAULTS.maxPendingUploads, 1, 10_000),
     maxPendingBytes: integerIn(problems, 'maxPendingBytes', input.maxPendingBytes ?? DEFAULTS.maxPendingBytes, 65_536, Number.MAX_SAFE_INTEGER),
     allowInsecureAuth,
+    spanProfiles: input.spanProfiles,
   };
   problems.throwIfAny();
   return resolved;

@@ -8,7 +8,7 @@ import { CpuUsageMeter } from './cpu-usage';
 import { ProfilerAlreadyActiveError } from './errors';
 import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
-import { InvalidLabelError, RequestLabels, routeProfilingConfigProblem, type LabelMode } from './labels';
+import { InvalidLabelError, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfileStats } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
 import { EngineProfiler } from './profilers';
 import { NO_READINGS, createTriggers, memoryAvailable } from './triggers';
@@ -18,6 +18,8 @@ export interface ProfilerStats extends ControllerStats {
   enabled: boolean;
   labelMode?: LabelMode;
   labelValuesOverflowed: number;
+  /** OpenTelemetry span profiles, when @opentelemetry/api loaded (see the spanProfiles option) */
+  spanProfiles?: SpanProfileStats;
   uploadsOk: number;
   uploadsFailed: number;
   bytesSent: number;
@@ -120,13 +122,20 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
 
   const releaseSlot = claimProcessSlot(options.appName);
   try {
-    const labels = new RequestLabels({ ...options.labels, maxLabelValues: options.maxLabelValues, maxLabelsPerSample: options.maxLabelsPerSample });
+    // an event-loop session collects wall time with route labels whatever profileTypes says
+    const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall || options.eventLoopThreshold !== false;
+    // @opentelemetry/api is required here only when spanProfiles is not false (optional peer)
+    const spans = labelsWanted ? loadSpanProfiles({ setting: options.spanProfiles, warn: (message) => logger.warn(message) }) : undefined;
+    const labels = new RequestLabels({
+      ...options.labels,
+      maxLabelValues: options.maxLabelValues,
+      maxLabelsPerSample: options.maxLabelsPerSample,
+      spans,
+    });
     const usage = new CpuUsageMeter();
     await usage.init();
     const triggers = createTriggers(options, usage, await memoryAvailable());
     const exporters = createExporters(options, logger);
-    // an event-loop session collects wall time with route labels whatever profileTypes says
-    const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall || options.eventLoopThreshold !== false;
     const controller = new ProfilingController({
       options,
       triggers,
@@ -156,6 +165,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
           enabled: true,
           labelMode: labels.mode,
           labelValuesOverflowed: labels.stats().overflowedValues,
+          ...(spans === undefined ? {} : { spanProfiles: spans.stats() }),
           ...engine,
           ...exported,
           lastError: engine.lastError ?? exported.lastError,
@@ -168,6 +178,15 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     app.decorate('profiler', decorator);
 
     if (labelsWanted) app.addHook('onRequest', labels.onRequest);
+    // The second look for a span (see onPreHandler) is needed only when a tracer provider is
+    // registered (OpenTelemetry wants it registered before the app is built) and no tracer that
+    // starts its request span in a hook (@fastify/otel, which decorates request.opentelemetry)
+    // is registered yet: registered before us, its span is active in our onRequest already, and
+    // it would wrap a preHandler of ours in one more span per request. An app with
+    // @opentelemetry/api installed but no tracing pays no extra hook.
+    if (spans !== undefined && spans.providerRegistered() && !app.hasRequestDecorator('opentelemetry')) {
+      app.addHook('preHandler', labels.onPreHandler);
+    }
     // A bad `config.profiling` fails where the route is declared, not on its first request.
     app.addHook('onRoute', (route) => {
       const where = `config.profiling of route ${String(route.method)} ${route.url}`;

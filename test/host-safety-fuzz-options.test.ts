@@ -65,6 +65,7 @@ const KIND: Record<string, OptionKind> = {
   maxPendingUploads: 'number',
   maxPendingBytes: 'number',
   allowInsecureAuth: 'boolean',
+  spanProfiles: 'boolean',
 };
 
 /** Options a refusal of option X may name instead of X (cross-field rules). */
