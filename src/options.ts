@@ -21,6 +21,8 @@ import {
 /** A duration: milliseconds, or a Go duration string such as '500ms', '15s', '2m', '1h30m'. */
 const Duration = Type.Union([Type.Number(), Type.String()]);
 const StringMap = Type.Record(Type.String(), Type.String());
+/** A trigger threshold in per mille, or false: this trigger never starts a session. */
+const Threshold = Type.Union([Type.Number(), Type.Literal(false)]);
 
 /** `expected` is our own annotation: the text an error message gives for a bad value. */
 function opt<T extends TSchema>(schema: T, expected: string): T {
@@ -37,7 +39,12 @@ export const OptionsSchema = Type.Object(
     tenantID: Type.Optional(opt(Type.String(), 'a string (sent as X-Scope-OrgID)')),
     headers: Type.Optional(opt(StringMap, 'an object of header names to string values')),
     tags: Type.Optional(opt(StringMap, 'an object of tag names to string values')),
-    cpuThreshold: Type.Optional(opt(Type.Number(), 'an integer from 0 to 1000 (per mille of the CPU available; 0 = always on)')),
+    cpuThreshold: Type.Optional(opt(Threshold, 'an integer from 0 to 1000 (per mille of the CPU available; 0 = always on), or false (off)')),
+    eventLoopThreshold: Type.Optional(opt(Threshold, 'an integer from 1 to 1000 (per mille event-loop utilization), or false (off, the default)')),
+    heapThreshold: Type.Optional(opt(Threshold, "an integer from 1 to 1000 (per mille of V8's heap limit), or false (off, the default)")),
+    memoryThreshold: Type.Optional(opt(Threshold, 'an integer from 1 to 1000 (per mille of the memory available: cgroup limit, else total memory), or false (off, the default)')),
+    cooldown: Type.Optional(opt(Duration, 'a duration up to 24h, e.g. "10m"; 0 = none')),
+    maxSessionsPerHour: Type.Optional(opt(Threshold, 'an integer from 1 to 3600, or false (unbounded, the default)')),
     checkInterval: Type.Optional(opt(Duration, 'a duration of at least 100ms, e.g. 10000 or "10s"')),
     profilingDuration: Type.Optional(opt(Duration, 'a duration of at least 1s, e.g. "2m"')),
     uploadRate: Type.Optional(opt(Duration, 'a duration from 1s to 5m, e.g. "15s"')),
@@ -79,6 +86,7 @@ export const OptionsSchema = Type.Object(
     sourceMaps: Type.Optional(opt(Type.Boolean(), 'true or false')),
     root: Type.Optional(opt(Type.String(), 'an application root directory path')),
     absolutePaths: Type.Optional(opt(Type.Boolean(), 'true or false')),
+    spanProfiles: Type.Optional(opt(Type.Boolean(), 'true or false')),
   },
   { additionalProperties: false },
 );
@@ -96,9 +104,17 @@ export interface ResolvedOptions {
   tenantID?: string;
   headers: Record<string, string>;
   tags: Record<string, string>;
-  cpuThreshold: number;
+  /** per mille, or false (off); 0 = continuous */
+  cpuThreshold: number | false;
+  eventLoopThreshold: number | false;
+  heapThreshold: number | false;
+  memoryThreshold: number | false;
   /** all durations in milliseconds */
   checkInterval: number;
+  /** after an automatically started session, before a trigger may start the next */
+  cooldown: number;
+  /** automatically started sessions in any 60 minutes; false = unbounded */
+  maxSessionsPerHour: number | false;
   profilingDuration: number;
   uploadRate: number;
   flushTimeout: number;
@@ -123,11 +139,21 @@ export interface ResolvedOptions {
   root?: string;
   /** file names are sent as they are */
   absolutePaths: boolean;
+  /**
+   * OpenTelemetry span profiles: undefined = on when @opentelemetry/api loads and a tracer
+   * provider is registered; true = the same, warning once when they are absent; false = off.
+   */
+  spanProfiles?: boolean;
 }
 
 export const DEFAULTS = {
   cpuThreshold: 700,
+  eventLoopThreshold: false,
+  heapThreshold: false,
+  memoryThreshold: false,
   checkInterval: 10_000,
+  cooldown: 0,
+  maxSessionsPerHour: false,
   profilingDuration: 120_000,
   uploadRate: 15_000,
   flushTimeout: 5_000,
@@ -285,8 +311,13 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     else if (valueProblem) problems.add(`tags.${name}`, tags[name], `a tag value that ${valueProblem}`);
   }
 
-  const cpuThreshold = integerIn(problems, 'cpuThreshold', input.cpuThreshold ?? DEFAULTS.cpuThreshold, 0, 1000);
+  const cpuThreshold = integerOrOff(problems, 'cpuThreshold', input.cpuThreshold ?? DEFAULTS.cpuThreshold, 0, 1000, 'off');
+  const eventLoopThreshold = integerOrOff(problems, 'eventLoopThreshold', input.eventLoopThreshold ?? DEFAULTS.eventLoopThreshold, 1, 1000, 'off');
+  const heapThreshold = integerOrOff(problems, 'heapThreshold', input.heapThreshold ?? DEFAULTS.heapThreshold, 1, 1000, 'off');
+  const memoryThreshold = integerOrOff(problems, 'memoryThreshold', input.memoryThreshold ?? DEFAULTS.memoryThreshold, 1, 1000, 'off');
+  const maxSessionsPerHour = integerOrOff(problems, 'maxSessionsPerHour', input.maxSessionsPerHour ?? DEFAULTS.maxSessionsPerHour, 1, 3600, 'unbounded');
   const checkInterval = durationIn(problems, 'checkInterval', input.checkInterval ?? DEFAULTS.checkInterval, 100, 24 * 3_600_000);
+  const cooldown = durationIn(problems, 'cooldown', input.cooldown ?? DEFAULTS.cooldown, 0, 24 * 3_600_000);
   const profilingDuration = durationIn(problems, 'profilingDuration', input.profilingDuration ?? DEFAULTS.profilingDuration, 1000, 7 * 24 * 3_600_000);
   const uploadRate = durationIn(problems, 'uploadRate', input.uploadRate ?? DEFAULTS.uploadRate, 1000, 300_000);
   const flushTimeout = durationIn(problems, 'flushTimeout', input.flushTimeout ?? DEFAULTS.flushTimeout, 0, 60_000);
@@ -319,7 +350,12 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     headers,
     tags,
     cpuThreshold,
+    eventLoopThreshold,
+    heapThreshold,
+    memoryThreshold,
     checkInterval,
+    cooldown,
+    maxSessionsPerHour,
     profilingDuration,
     uploadRate,
     flushTimeout,
@@ -329,7 +365,8 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     heapSamplingInterval: integerIn(problems, 'heapSamplingInterval', input.heapSamplingInterval ?? DEFAULTS.heapSamplingInterval, 1024, 64 * 1024 * 1024),
     labels,
     maxLabelValues: integerIn(problems, 'maxLabelValues', input.maxLabelValues ?? DEFAULTS.maxLabelValues, 1, 100_000),
-    maxLabelsPerSample: MAX_SERIES_LABELS - SERVER_SERIES_LABELS - tagNames.length,
+    // span_name is a series label too when span profiles may be on (span_id is not: see cardinality.ts)
+    maxLabelsPerSample: MAX_SERIES_LABELS - SERVER_SERIES_LABELS - tagNames.length - (input.spanProfiles === false ? 0 : 1),
     outputDir,
     maxOutputFiles: integerIn(problems, 'maxOutputFiles', input.maxOutputFiles ?? DEFAULTS.maxOutputFiles, 1, 1_000_000),
     maxOutputBytes: integerIn(problems, 'maxOutputBytes', input.maxOutputBytes ?? DEFAULTS.maxOutputBytes, 1024 * 1024, Number.MAX_SAFE_INTEGER),
@@ -340,6 +377,7 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     sourceMaps: input.sourceMaps ?? DEFAULTS.sourceMaps,
     root,
     absolutePaths: input.absolutePaths ?? DEFAULTS.absolutePaths,
+    spanProfiles: input.spanProfiles,
   };
   problems.throwIfAny();
   return resolved;
@@ -416,6 +454,16 @@ function headerSafe(problems: OptionProblems, option: string, value: string | un
 function integerIn(problems: OptionProblems, option: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     problems.add(option, value, `an integer from ${min} to ${max}`);
+    return NaN;
+  }
+  return value;
+}
+
+/** A number option that also takes `false` (a trigger that is off, a bound that is not set). */
+function integerOrOff(problems: OptionProblems, option: string, value: number | false, min: number, max: number, off: string): number | false {
+  if (value === false) return false;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    problems.add(option, value, `an integer from ${min} to ${max}, or false (${off})`);
     return NaN;
   }
   return value;

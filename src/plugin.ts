@@ -8,19 +8,21 @@ import { CpuUsageMeter } from './cpu-usage';
 import { ProfilerAlreadyActiveError } from './errors';
 import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
-import { InvalidLabelError, RequestLabels, routeProfilingConfigProblem, type LabelMode } from './labels';
+import { InvalidLabelError, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfileStats } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
 import { EngineProfiler, FrameRewriter } from './profilers';
 import { PathCleaner } from './profilers/paths';
 import { SourceMapWorker } from './profilers/source-map-client';
 import { SourceMaps, type FrameSymbolizer, type SourceMapStats } from './profilers/source-maps';
+import { NO_READINGS, createTriggers, memoryAvailable } from './triggers';
 import type { Exporter, ExporterStats, MinimalLogger } from './types';
 
 export interface ProfilerStats extends ControllerStats, SourceMapStats {
   enabled: boolean;
-  cpuUsage: number;
   labelMode?: LabelMode;
   labelValuesOverflowed: number;
+  /** OpenTelemetry span profiles, when @opentelemetry/api loaded (see the spanProfiles option) */
+  spanProfiles?: SpanProfileStats;
   uploadsOk: number;
   uploadsFailed: number;
   bytesSent: number;
@@ -123,22 +125,32 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
 
   const releaseSlot = claimProcessSlot(options.appName);
   try {
-    const labels = new RequestLabels({ ...options.labels, maxLabelValues: options.maxLabelValues, maxLabelsPerSample: options.maxLabelsPerSample });
+    // an event-loop session collects wall time with route labels whatever profileTypes says
+    const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall || options.eventLoopThreshold !== false;
+    // @opentelemetry/api is required here only when spanProfiles is not false (optional peer)
+    const spans = labelsWanted ? loadSpanProfiles({ setting: options.spanProfiles, warn: (message) => logger.warn(message) }) : undefined;
+    const labels = new RequestLabels({
+      ...options.labels,
+      maxLabelValues: options.maxLabelValues,
+      maxLabelsPerSample: options.maxLabelsPerSample,
+      spans,
+    });
     const usage = new CpuUsageMeter();
     await usage.init();
+    const triggers = createTriggers(options, usage, await memoryAvailable());
     const exporters = createExporters(options, logger);
-    const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall;
     const sourceMaps = options.sourceMaps ? createSourceMaps(logger) : undefined;
     const frames = new FrameRewriter(new PathCleaner({ root: options.root, absolutePaths: options.absolutePaths }), sourceMaps);
     const controller = new ProfilingController({
       options,
-      measureUsage: () => usage.measure(),
+      triggers,
       profiler: new EngineProfiler({
         sampleRate: options.sampleRate,
         heapSamplingInterval: options.heapSamplingInterval,
         profileTypes: options.profileTypes,
         windowMs: options.uploadRate,
         labeler: labelsWanted ? labels : undefined,
+        heapBetweenSessions: options.heapThreshold !== false || options.memoryThreshold !== false,
         frames,
       }),
       exporters,
@@ -149,7 +161,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
       get state() {
         return controller.state;
       },
-      cpuUsage: () => usage.last,
+      cpuUsage: () => controller.stats().cpuUsage,
       start: (startOptions) => controller.start(startOptions),
       stop: () => controller.stop(),
       stats: () => {
@@ -157,9 +169,9 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
         const exported = sumExporterStats(exporters);
         return {
           enabled: true,
-          cpuUsage: usage.last,
           labelMode: labels.mode,
           labelValuesOverflowed: labels.stats().overflowedValues,
+          ...(spans === undefined ? {} : { spanProfiles: spans.stats() }),
           ...engine,
           ...(sourceMaps?.stats() ?? NO_SOURCE_MAPS),
           ...exported,
@@ -173,6 +185,15 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     app.decorate('profiler', decorator);
 
     if (labelsWanted) app.addHook('onRequest', labels.onRequest);
+    // The second look for a span (see onPreHandler) is needed only when a tracer provider is
+    // registered (OpenTelemetry wants it registered before the app is built) and no tracer that
+    // starts its request span in a hook (@fastify/otel, which decorates request.opentelemetry)
+    // is registered yet: registered before us, its span is active in our onRequest already, and
+    // it would wrap a preHandler of ours in one more span per request. An app with
+    // @opentelemetry/api installed but no tracing pays no extra hook.
+    if (spans !== undefined && spans.providerRegistered() && !app.hasRequestDecorator('opentelemetry')) {
+      app.addHook('preHandler', labels.onPreHandler);
+    }
     // A bad `config.profiling` fails where the route is declared, not on its first request.
     app.addHook('onRoute', (route) => {
       const where = `config.profiling of route ${String(route.method)} ${route.url}`;
@@ -209,7 +230,8 @@ function disabledProfiler(): ProfilerDecorator {
   const stats: ProfilerStats = {
     enabled: false,
     state: 'idle',
-    cpuUsage: 0,
+    ...NO_READINGS,
+    sessionsHeldBack: { cooldown: 0, hourlyLimit: 0 },
     labelValuesOverflowed: 0,
     sessions: 0,
     windows: 0,
@@ -230,7 +252,7 @@ function disabledProfiler(): ProfilerDecorator {
     cpuUsage: () => 0,
     start: () => false,
     stop: async () => undefined,
-    stats: () => ({ ...stats }),
+    stats: () => ({ ...stats, sessionsHeldBack: { ...stats.sessionsHeldBack } }),
     withLabels: (_labels, fn) => fn(),
   };
 }

@@ -30,7 +30,7 @@ const MAX_MESSAGE_LENGTH = 2_000;
 
 // --- the options and what kind of value each takes --------------------------------------------
 
-type OptionKind = 'string' | 'credential' | 'url' | 'path' | 'map' | 'number' | 'duration' | 'boolean' | 'flags';
+type OptionKind = 'string' | 'credential' | 'url' | 'path' | 'map' | 'number' | 'threshold' | 'duration' | 'boolean' | 'flags';
 
 const KIND: Record<string, OptionKind> = {
   appName: 'string',
@@ -41,8 +41,13 @@ const KIND: Record<string, OptionKind> = {
   tenantID: 'credential',
   headers: 'map',
   tags: 'map',
-  cpuThreshold: 'number',
+  cpuThreshold: 'threshold',
+  eventLoopThreshold: 'threshold',
+  heapThreshold: 'threshold',
+  memoryThreshold: 'threshold',
   checkInterval: 'duration',
+  cooldown: 'duration',
+  maxSessionsPerHour: 'threshold',
   profilingDuration: 'duration',
   uploadRate: 'duration',
   profileTypes: 'flags',
@@ -63,6 +68,7 @@ const KIND: Record<string, OptionKind> = {
   sourceMaps: 'boolean',
   root: 'path',
   absolutePaths: 'boolean',
+  spanProfiles: 'boolean',
 };
 
 /** Options a refusal of option X may name instead of X (cross-field rules). */
@@ -265,6 +271,11 @@ function mustReject(option: string, kind: OptionKind, value: unknown): string | 
       if (kind === 'path' && value.includes('\u0000')) return 'a NUL byte (no file system accepts it)';
       if (kind === 'path' && value.length > 4096) return 'longer than PATH_MAX';
       if (option === 'basicAuthUser' && value.includes(':')) return 'a basic auth user name cannot contain ":" (RFC 7617)';
+      return undefined;
+    case 'threshold':
+      if (value === false) return undefined; // off (or, for maxSessionsPerHour, unbounded)
+      if (typeof value !== 'number') return 'neither a number nor false';
+      if (!Number.isSafeInteger(value) || value < 0) return 'not a non-negative safe integer';
       return undefined;
     case 'number':
       if (typeof value !== 'number') return 'not a number';

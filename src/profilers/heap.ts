@@ -40,6 +40,13 @@ export class HeapProfiler {
     return [{ kind: 'heap', profile, foldedSamples }];
   }
 
+  /** Stops the sampler without a snapshot (the sampler that ran between sessions, at close). */
+  release(): void {
+    if (!this.started) return;
+    this.started = false;
+    heap.stop();
+  }
+
   /** The last snapshot, then the sampler is stopped. */
   stop(): WindowProfile[] {
     if (!this.started) return [];

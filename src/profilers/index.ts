@@ -8,14 +8,24 @@ import { encode } from '@datadog/pprof';
 import type { EncodedProfile } from '../types';
 import { FrameRewriter } from './frames';
 import { HeapProfiler } from './heap';
-import { TimeProfiler, type SampleLabeler, type WindowProfile } from './time';
+import { TimeProfiler, type SampleLabeler, type TimeKinds, type WindowProfile } from './time';
 
-export { FrameRewriter, HeapProfiler, TimeProfiler, type SampleLabeler, type WindowProfile };
+export { FrameRewriter, HeapProfiler, TimeProfiler, type SampleLabeler, type TimeKinds, type WindowProfile };
+
+/** Profiles one session collects on top of `profileTypes` (set by what started it). */
+export interface SessionExtras {
+  wall?: boolean;
+  heap?: boolean;
+}
 
 /** What the controller drives; a fake in tests. */
 export interface SessionProfiler {
   /** Starts sampling; throws when the engine cannot start (nothing is left running then). */
-  start(): void;
+  start(extras?: SessionExtras): void;
+  /** At ready: starts what samples between sessions (may throw; sessions still work then). */
+  open?(): void;
+  /** At close, after the last session's stop: releases what open() started. */
+  close?(): void;
   /** Profiles of the window since the previous call (or start); sampling goes on. */
   collect(window: Window): Promise<CollectedWindow>;
   /** Profiles of the last window; sampling stops. Safe to call when not started. */
@@ -41,34 +51,59 @@ export interface EngineProfilerOptions {
   profileTypes: { cpu: boolean; wall: boolean; heap: boolean };
   windowMs: number;
   labeler?: SampleLabeler;
+  /**
+   * Keep the heap sampler running from open() (ready) to close(), not only in sessions: a heap
+   * profile shows what was sampled while the sampler ran, so a session started by heap growth
+   * would otherwise miss everything allocated before it.
+   */
+  heapBetweenSessions?: boolean;
   /** source maps and clean file names, applied to every profile before encoding */
   frames?: FrameRewriter;
 }
 
 /** The real thing, over @datadog/pprof. */
 export class EngineProfiler implements SessionProfiler {
-  private readonly time?: TimeProfiler;
-  private readonly heap?: HeapProfiler;
-  private readonly frames?: FrameRewriter;
+  private readonly time: TimeProfiler;
+  private readonly heap: HeapProfiler;
+  /** the running session started the time profiler (heap-only sessions leave the engine alone) */
+  private sessionTime = false;
+  /** the running session collects heap profiles */
+  private sessionHeap = false;
+  /** the heap sampler was started by open() and runs until close() */
+  private heapOpen = false;
 
-  constructor(options: EngineProfilerOptions) {
-    const { cpu, wall, heap } = options.profileTypes;
+  constructor(private readonly options: EngineProfilerOptions) {
+    const { cpu, wall } = options.profileTypes;
     const frameColumns = options.frames?.wantsColumns ?? false;
-    if (cpu || wall) {
-      this.time = new TimeProfiler({ sampleRate: options.sampleRate, cpu, wall, windowMs: options.windowMs, labeler: options.labeler, frameColumns });
-    }
-    if (heap) this.heap = new HeapProfiler(options.heapSamplingInterval, frameColumns);
-    this.frames = options.frames;
+    this.time = new TimeProfiler({ sampleRate: options.sampleRate, cpu, wall, windowMs: options.windowMs, labeler: options.labeler, frameColumns });
+    this.heap = new HeapProfiler(options.heapSamplingInterval, frameColumns);
   }
 
-  start(): void {
-    this.time?.start();
+  open(): void {
+    if (!this.options.heapBetweenSessions || this.heap.running) return;
+    this.heap.start();
+    this.heapOpen = true;
+  }
+
+  close(): void {
+    this.heapOpen = false;
+    this.heap.release();
+  }
+
+  start(extras: SessionExtras = {}): void {
+    const types = this.options.profileTypes;
+    const kinds = { cpu: types.cpu, wall: types.wall || extras.wall === true };
+    const heap = types.heap || extras.heap === true;
+    const time = kinds.cpu || kinds.wall;
+    if (time) this.time.start(kinds);
     try {
-      this.heap?.start();
+      if (heap && !this.heap.running) this.heap.start();
     } catch (error) {
-      this.time?.stop();
+      if (time) this.time.stop();
       throw error;
     }
+    this.sessionTime = time;
+    this.sessionHeap = heap;
   }
 
   /**
@@ -77,25 +112,29 @@ export class EngineProfiler implements SessionProfiler {
    * instead of waiting for their sum (the longest flush block is then `time.stop` alone).
    */
   async collect(window: Window): Promise<CollectedWindow> {
-    const restartsBefore = this.time?.samplerRestarts ?? 0;
-    const timeProfiles = this.time?.running ? this.time.collect() : [];
-    const samplerRestarted = (this.time?.samplerRestarts ?? 0) > restartsBefore;
+    const restartsBefore = this.time.samplerRestarts;
+    const timeProfiles = this.sessionTime && this.time.running ? this.time.collect() : [];
+    const samplerRestarted = this.time.samplerRestarts > restartsBefore;
     await yieldToEventLoop();
-    const heapProfiles = this.heap?.collect() ?? [];
+    const heapProfiles = this.sessionHeap ? this.heap.collect() : [];
     await yieldToEventLoop();
-    const encoded = await encodeWindow([...timeProfiles, ...heapProfiles], window, this.frames);
+    const encoded = await encodeWindow([...timeProfiles, ...heapProfiles], window, this.options.frames);
     return samplerRestarted ? { ...encoded, samplerRestarted } : encoded;
   }
 
   stop(window: Window): Promise<CollectedWindow> {
+    const { sessionTime, sessionHeap } = this;
+    this.sessionTime = this.sessionHeap = false;
     let timeProfiles: WindowProfile[];
     try {
-      timeProfiles = this.time?.stop() ?? [];
+      timeProfiles = sessionTime ? this.time.stop() : [];
     } catch (error) {
-      this.heap?.stop(); // both samplers stop even when one throws
+      if (!this.heapOpen) this.heap.release(); // both samplers stop even when one throws
       throw error;
     }
-    return encodeWindow([...timeProfiles, ...(this.heap?.stop() ?? [])], window, this.frames);
+    // the sampler open() started keeps running after the session: only its snapshot is taken
+    const heapProfiles = !sessionHeap ? [] : this.heapOpen ? this.heap.collect() : this.heap.stop();
+    return encodeWindow([...timeProfiles, ...heapProfiles], window, this.options.frames);
   }
 }
 

@@ -26,6 +26,12 @@ export interface TimeProfilerOptions {
   frameColumns?: boolean;
 }
 
+/** The views one session produces (a session may add wall to what the options say). */
+export interface TimeKinds {
+  cpu: boolean;
+  wall: boolean;
+}
+
 export interface WindowProfile {
   kind: ProfileKind;
   profile: Profile;
@@ -43,16 +49,24 @@ export class TimeProfiler {
   private windowStartedAt = 0;
   /** consecutive long windows the engine reported stuck for certain */
   private stuckWindows = 0;
+  private kinds: TimeKinds;
 
-  constructor(private readonly options: TimeProfilerOptions) {}
+  constructor(private readonly options: TimeProfilerOptions) {
+    this.kinds = { cpu: options.cpu, wall: options.wall };
+  }
 
   get running(): boolean {
     return time.isStarted();
   }
 
-  /** Starts sampling. Throws if the engine cannot start (e.g. another time profiler runs). */
-  start(): void {
-    const { sampleRate, cpu, windowMs, labeler } = this.options;
+  /**
+   * Starts sampling, with the views of this session (default: the options'). Throws if the engine
+   * cannot start (e.g. another time profiler runs).
+   */
+  start(kinds: TimeKinds = { cpu: this.options.cpu, wall: this.options.wall }): void {
+    const { sampleRate, windowMs, labeler } = this.options;
+    const cpu = kinds.cpu;
+    this.kinds = { ...kinds };
     time.start({
       intervalMicros: Math.round(1_000_000 / sampleRate),
       durationMillis: windowMs,
@@ -97,7 +111,7 @@ export class TimeProfiler {
     this.stuckWindows = stuck ? this.stuckWindows + 1 : 0;
     if (this.stuckWindows >= STUCK_WINDOWS_BEFORE_RESTART) {
       this.stop();
-      this.start();
+      this.start(this.kinds);
       this.samplerRestarts++;
     }
     return views;
@@ -149,8 +163,8 @@ export class TimeProfiler {
     const add = (kind: 'cpu' | 'wall', projected: Projected | undefined): void => {
       if (projected) out.push({ kind, profile: projected.profile, foldedSamples: projected.foldedSamples });
     };
-    if (this.options.cpu) add('cpu', projectTimeProfile(profile, 'cpu'));
-    if (this.options.wall) add('wall', projectTimeProfile(profile, 'wall'));
+    if (this.kinds.cpu) add('cpu', projectTimeProfile(profile, 'cpu'));
+    if (this.kinds.wall) add('wall', projectTimeProfile(profile, 'wall'));
     return out;
   }
 }

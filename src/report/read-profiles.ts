@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { parseProfileFileName, type ProfileFileName } from '../exporters/file';
-import { ReportBuilder, type BuildOptions, type ReportData, type SkippedProfile } from './aggregate';
+import { ReportBuilder, type BuilderOptions, type BuildOptions, type ReportData, type SkippedProfile } from './aggregate';
 import { checkPprofWireFormat } from './wire-check';
 
 /** A problem with the report's input the user must fix (missing directory, no profiles). */
@@ -123,14 +123,14 @@ function unreadableReason(err: unknown): string {
  * and only its call trees are kept, so memory holds one decoded profile at a time.
  * Throws ReportInputError when an input is missing or no file holds a usable profile.
  */
-export async function loadReport(inputs: readonly string[], options: BuildOptions = {}): Promise<ReportData> {
+export async function loadReport(inputs: readonly string[], options: BuildOptions & BuilderOptions = {}): Promise<ReportData> {
   const files = await listProfileFiles(inputs);
   if (files.length === 0) {
     throw new ReportInputError(`${inputs.join(', ')}: no profile files (*.pb.gz) found; is this the plugin's outputDir?`);
   }
   const selection = selectFiles(files);
   const skipped = [...selection.skipped];
-  const builder = new ReportBuilder();
+  const builder = new ReportBuilder(process.cwd(), options.spanIds === undefined ? {} : { spanIds: options.spanIds });
   for (const { file, name } of selection.use) {
     try {
       builder.add(await readProfileFile(file), file, name?.appName);
