@@ -134,7 +134,6 @@ export class SourceMapFixture {
         PLUGIN_PATH: path.join(REPO, 'dist/index.js'),
         PLUGIN_OPTIONS: JSON.stringify(pluginOptions),
         EXTRA_SCRIPTS: JSON.stringify(extra.extraScripts ?? []),
-        NODE_OPTIONS: '',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
