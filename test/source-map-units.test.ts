@@ -38,6 +38,7 @@ describe('PathCleaner', () => {
       path.join(dir, 'elsewhere/node_modules/@scope/pkg/node_modules/dep/index.js'),
       'node:internal/timers',
       'evalmachine.<anonymous>',
+      'webpack://my-app/./src/routes/users.ts',
       '',
     ];
     await cleaner.prepare(files);
@@ -47,6 +48,7 @@ describe('PathCleaner', () => {
       'node_modules/dep/index.js',
       'node:internal/timers',
       'evalmachine.<anonymous>',
+      'src/routes/users.ts',
       '',
     ]);
   });

@@ -6,6 +6,7 @@
  *   <root>/src/server.ts                       -> src/server.ts
  *   /any/where/node_modules/fastify/lib/x.js   -> node_modules/fastify/lib/x.js
  *   /elsewhere/some-lib/dist/y.js              -> some-lib/dist/y.js   (its package.json "name")
+ *   webpack://app/./src/x.ts                   -> src/x.ts   (a bundle's source, as webpack names it)
  *   node:internal/...                          -> unchanged (so is anything that is not a path)
  *
  * The root is an explicit directory, or the directory of the nearest package.json above the entry
@@ -22,6 +23,8 @@ export interface PathCleanerOptions {
   /** true: send file names unchanged */
   absolutePaths: boolean;
 }
+
+const WEBPACK_SOURCE = /^webpack:\/\/[^/]*\//;
 
 /** Directories whose package.json was looked up, at most; past it the lookup is not cached. */
 const MAX_CACHED_DIRS = 10_000;
@@ -62,7 +65,10 @@ export class PathCleaner {
 
   /** The name to send for `file`; call prepare() with it first (else a file outside the root becomes its base name). */
   clean(file: string): string {
-    if (this.options.absolutePaths || !isFilePath(file)) return file;
+    if (this.options.absolutePaths) return file;
+    // webpack names its sources webpack://<namespace>/./src/x.ts: the path in the project is what counts
+    if (WEBPACK_SOURCE.test(file)) return path.posix.normalize(file.replace(WEBPACK_SOURCE, '')).replace(/^(\.\.\/)+/, '');
+    if (!isFilePath(file)) return file;
     const inModules = nodeModulesPart(file);
     if (inModules !== undefined) return `node_modules/${inModules}`;
     const root = this.root;
