@@ -81,9 +81,11 @@ test('two long windows in a row the engine calls stuck for certain restart the e
 });
 
 test('"possibly stuck" (1), or "stuck" over windows of a few sample periods, restarts nothing', () => {
-  const { profiler, start } = startedWithStuckAnswers(10, [1, 2, 2]);
+  // 2 Hz: a window must last 10 s to count as long; back-to-back collect() calls took over 2 s
+  // on a machine at load 17, which made 20 periods of 100 ms (10 Hz) too short a margin.
+  const { profiler, start } = startedWithStuckAnswers(2, [1, 2, 2]);
   profiler.collect(); // "maybe": false positives happen
-  profiler.collect(); // 2, but the window is far shorter than 20 periods of 100 ms
+  profiler.collect(); // 2, but the window is far shorter than 20 periods of 500 ms
   profiler.collect(); // again
   expect(start).not.toHaveBeenCalled();
   expect(profiler.samplerRestarts).toBe(0);

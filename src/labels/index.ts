@@ -12,16 +12,16 @@
  * When inactive the request path is one boolean check: no AsyncLocalStorage entry, no hook.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Labels } from './types';
-import { describeValue } from './errors';
-import { LabelCardinalityCap } from './labels/cardinality';
+import type { Labels } from '../types';
+import { describeValue } from '../errors';
+import { LabelCardinalityCap } from './cardinality';
 import {
   DEFAULT_MAX_LABELS_PER_SAMPLE,
   extendLabels,
   noDrops,
   userLabelNameProblem,
   type LabelSetDrops,
-} from './labels/label-set';
+} from './label-set';
 import {
   asyncContextFrameActive,
   createPropagator,
@@ -29,15 +29,15 @@ import {
   type ContextEngine,
   type LabelMode,
   type LabelPropagator,
-} from './labels/propagation';
-import { RouteLabelCache, type RouteProfilingConfig } from './labels/route-labels';
-import { sampleLabelsOf, SpanSampleContext, type SpanProfiles, type SpanProfileStats } from './labels/spans';
+} from './propagation';
+import { RouteLabelCache, type RouteProfilingConfig } from './route-labels';
+import { sampleLabelsOf, SpanSampleContext, type SpanProfiles, type SpanProfileStats } from './spans';
 
-export type { LabelMode } from './labels/propagation';
-export type { RouteProfilingConfig } from './labels/route-labels';
-export { loadSpanProfiles, spanProfilesProcessor, SPAN_ID_LABEL, SPAN_NAME_LABEL, PROFILE_ID_ATTRIBUTE } from './labels/spans';
-export type { SpanProfiles, SpanProfileStats } from './labels/spans';
-export { OVERFLOW_VALUE } from './labels/cardinality';
+export type { LabelMode } from './propagation';
+export type { RouteProfilingConfig } from './route-labels';
+export { loadSpanProfiles, spanProfilesProcessor, SPAN_ID_LABEL, SPAN_NAME_LABEL, PROFILE_ID_ATTRIBUTE } from './spans';
+export type { SpanProfiles, SpanProfileStats } from './spans';
+export { OVERFLOW_VALUE } from './cardinality';
 export {
   BUILTIN_LABEL_NAMES,
   DEFAULT_MAX_LABELS_PER_SAMPLE,
@@ -46,7 +46,7 @@ export {
   ROUTE_LABEL,
   routeProfilingConfigProblem,
   validateStaticLabels,
-} from './labels/label-set';
+} from './label-set';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
