@@ -26,12 +26,25 @@ export class HeapProfiler {
 
   /** What is live now (heap profiles are snapshots, not deltas). */
   collect(): WindowProfile[] {
-    if (!this.started) return [];
+    const snapshot = this.snapshot();
+    if (snapshot === undefined || !hasSamples(snapshot.profile)) return [];
+    return [snapshot];
+  }
+
+  /** What is live now, also when nothing is (a pull capture answers an empty profile then). */
+  snapshot(): WindowProfile | undefined {
+    if (!this.started) return undefined;
     const profile = heap.profile();
-    if (!hasSamples(profile)) return [];
     mergeIdenticalSamples(profile);
     const foldedSamples = capSamples(profile, MAX_SAMPLES_PER_PROFILE);
-    return [{ kind: 'heap', profile, foldedSamples }];
+    return { kind: 'heap', profile, foldedSamples };
+  }
+
+  /** Stops the sampler without a last snapshot. */
+  release(): void {
+    if (!this.started) return;
+    heap.stop();
+    this.started = false;
   }
 
   /** The last snapshot, then the sampler is stopped. */

@@ -6,10 +6,15 @@
  */
 import { encode } from '@datadog/pprof';
 import type { EncodedProfile } from '../types';
+import type { Profile } from 'pprof-format';
 import { HeapProfiler } from './heap';
+import { mergeProfiles } from './merge';
+import { SharedEngine, TimeShare } from './shared-engine';
 import { TimeProfiler, type SampleLabeler, type WindowProfile } from './time';
+import { hasSamples } from './transform';
 
-export { HeapProfiler, TimeProfiler, type SampleLabeler, type WindowProfile };
+export { HeapProfiler, SharedEngine, TimeProfiler, TimeShare, mergeProfiles, type SampleLabeler, type WindowProfile };
+export type { SharedEngineOptions } from './shared-engine';
 
 /** What the controller drives; a fake in tests. */
 export interface SessionProfiler {
@@ -40,27 +45,50 @@ export interface EngineProfilerOptions {
   profileTypes: { cpu: boolean; wall: boolean; heap: boolean };
   windowMs: number;
   labeler?: SampleLabeler;
+  /** the process's engine, shared with pull captures; default: one of its own */
+  engine?: SharedEngine;
 }
 
-/** The real thing, over @datadog/pprof. */
+/**
+ * The push session's consumer of the shared engine (shared-engine.ts): it joins at start, takes
+ * its window's samples at each collect (merging the pieces a pull capture may have cut into it)
+ * and leaves at stop.
+ */
 export class EngineProfiler implements SessionProfiler {
-  private readonly time?: TimeProfiler;
-  private readonly heap?: HeapProfiler;
+  private readonly engine: SharedEngine;
+  private readonly kinds: { cpu: boolean; wall: boolean; heap: boolean };
+  private share?: TimeShare;
+  private holdsHeap = false;
 
   constructor(options: EngineProfilerOptions) {
-    const { cpu, wall, heap } = options.profileTypes;
-    if (cpu || wall) {
-      this.time = new TimeProfiler({ sampleRate: options.sampleRate, cpu, wall, windowMs: options.windowMs, labeler: options.labeler });
-    }
-    if (heap) this.heap = new HeapProfiler(options.heapSamplingInterval);
+    this.kinds = options.profileTypes;
+    this.engine =
+      options.engine ??
+      new SharedEngine({
+        sampleRate: options.sampleRate,
+        heapSamplingInterval: options.heapSamplingInterval,
+        collectCpuTime: options.profileTypes.cpu,
+        windowMs: options.windowMs,
+        labeler: options.labeler,
+      });
   }
 
   start(): void {
-    this.time?.start();
+    if (this.share !== undefined || this.holdsHeap) throw new Error('the session profiler is already started');
+    const { cpu, wall, heap } = this.kinds;
+    if (cpu || wall) this.share = this.engine.joinTime();
     try {
-      this.heap?.start();
+      if (heap) {
+        this.engine.acquireHeap();
+        this.holdsHeap = true;
+      }
     } catch (error) {
-      this.time?.stop();
+      // both samplers or none; the heap's error is the one the caller must see
+      try {
+        this.leaveTime();
+      } catch {
+        // a labelling failure on the way out: the engine is released all the same
+      }
       throw error;
     }
   }
@@ -71,25 +99,56 @@ export class EngineProfiler implements SessionProfiler {
    * instead of waiting for their sum (the longest flush block is then `time.stop` alone).
    */
   async collect(window: Window): Promise<CollectedWindow> {
-    const restartsBefore = this.time?.samplerRestarts ?? 0;
-    const timeProfiles = this.time?.running ? this.time.collect() : [];
-    const samplerRestarted = (this.time?.samplerRestarts ?? 0) > restartsBefore;
+    const share = this.share;
+    const pieces = share ? this.engine.takeTime(share) : [];
+    const samplerRestarted = share?.samplerRestarted === true;
+    if (share) share.samplerRestarted = false;
+    const timeProfiles = this.timeViews(pieces);
     await yieldToEventLoop();
-    const heapProfiles = this.heap?.collect() ?? [];
+    const heapProfiles = this.heapSnapshot();
     await yieldToEventLoop();
     const encoded = await encodeWindow([...timeProfiles, ...heapProfiles], window);
     return samplerRestarted ? { ...encoded, samplerRestarted } : encoded;
   }
 
   stop(window: Window): Promise<CollectedWindow> {
-    let timeProfiles: WindowProfile[];
+    let pieces: Profile[];
     try {
-      timeProfiles = this.time?.stop() ?? [];
+      pieces = this.leaveTime();
     } catch (error) {
-      this.heap?.stop(); // both samplers stop even when one throws
+      this.releaseHeap(); // both samplers stop even when one throws
       throw error;
     }
-    return encodeWindow([...timeProfiles, ...(this.heap?.stop() ?? [])], window);
+    let heapProfiles: WindowProfile[];
+    try {
+      heapProfiles = this.heapSnapshot();
+    } finally {
+      this.releaseHeap();
+    }
+    return encodeWindow([...this.timeViews(pieces), ...heapProfiles], window);
+  }
+
+  private leaveTime(): Profile[] {
+    const share = this.share;
+    this.share = undefined;
+    return share ? this.engine.leaveTime(share) : [];
+  }
+
+  private releaseHeap(): void {
+    if (!this.holdsHeap) return;
+    this.holdsHeap = false;
+    this.engine.releaseHeap();
+  }
+
+  private heapSnapshot(): WindowProfile[] {
+    if (!this.holdsHeap) return [];
+    const snapshot = this.engine.heapSnapshot();
+    return snapshot && hasSamples(snapshot.profile) ? [snapshot] : [];
+  }
+
+  private timeViews(pieces: Profile[]): WindowProfile[] {
+    if (pieces.length === 0) return [];
+    return this.engine.views(mergeProfiles(pieces), this.kinds);
   }
 }
 
