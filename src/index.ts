@@ -16,6 +16,8 @@ export { DEFAULTS, ENV_VARIABLES } from './options';
 export type { LabelMode, RouteProfilingConfig } from './labels';
 export { InvalidLabelError } from './labels';
 export { ProfilingOptionError, ProfilerAlreadyActiveError } from './errors';
+export { ProfileCaptureError } from './pull';
+export type { CaptureOptions, CaptureType, PprofAppEndpoints, PprofAuthorize, PprofEndpointsOptions, PprofListenEndpoints } from './pull';
 export { parseDuration } from './duration';
 export { fromGoZeroConfig } from './go-zero';
 export type { EncodedProfile, Exporter, ExporterStats, ProfileKind } from './types';

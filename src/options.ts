@@ -10,6 +10,7 @@ import { Value } from '@sinclair/typebox/value';
 import { parseDuration } from './duration';
 import { ProfilingOptionError } from './errors';
 import { insecureAuthProblem, parseHttpUrl } from './exporters/pyroscope';
+import { PPROF_ENDPOINTS_EXPECTED, resolvePprofEndpoints, type PprofEndpointsOptions, type ResolvedPprofEndpoints } from './pull/options';
 import {
   APP_NAME_PATTERN,
   MAX_SERIES_LABELS,
@@ -76,6 +77,8 @@ export const OptionsSchema = Type.Object(
     maxPendingUploads: Type.Optional(opt(Type.Number(), 'an integer from 1 to 10000')),
     maxPendingBytes: Type.Optional(opt(Type.Number(), 'an integer number of bytes of at least 65536')),
     allowInsecureAuth: Type.Optional(opt(Type.Boolean(), 'true or false')),
+    // holds functions (authorize): checked by resolvePprofEndpoints, not by the schema
+    pprofEndpoints: Type.Optional(opt(Type.Unsafe<PprofEndpointsOptions>(Type.Any()), PPROF_ENDPOINTS_EXPECTED)),
   },
   { additionalProperties: false },
 );
@@ -114,6 +117,8 @@ export interface ResolvedOptions {
   maxPendingUploads: number;
   maxPendingBytes: number;
   allowInsecureAuth: boolean;
+  /** the /debug/pprof endpoints; undefined = off */
+  pprofEndpoints?: ResolvedPprofEndpoints;
 }
 
 export const DEFAULTS = {
@@ -287,6 +292,7 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     maxPendingUploads: integerIn('maxPendingUploads', input.maxPendingUploads ?? DEFAULTS.maxPendingUploads, 1, 10_000),
     maxPendingBytes: integerIn('maxPendingBytes', input.maxPendingBytes ?? DEFAULTS.maxPendingBytes, 65_536, Number.MAX_SAFE_INTEGER),
     allowInsecureAuth,
+    pprofEndpoints: resolvePprofEndpoints(input.pprofEndpoints),
   };
 }
 

@@ -10,7 +10,8 @@ import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
 import { InvalidLabelError, RequestLabels, routeProfilingConfigProblem, type LabelMode } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
-import { EngineProfiler } from './profilers';
+import { EngineProfiler, SharedEngine } from './profilers';
+import { ProfileCaptureError, PullMode, type CaptureOptions } from './pull';
 import type { Exporter, ExporterStats, MinimalLogger } from './types';
 
 export interface ProfilerStats extends ControllerStats {
@@ -39,6 +40,13 @@ export interface ProfilerDecorator {
   stats(): ProfilerStats;
   /** Run `fn` with extra labels on its CPU/wall samples (and everything it awaits). */
   withLabels<T>(labels: Record<string, string>, fn: () => T): T;
+  /**
+   * One profile over the next `seconds` (default 30; heap: see README) as gzipped pprof, read
+   * from the running profiler when a session runs. Rejects with a ProfileCaptureError.
+   */
+  capture(options: CaptureOptions): Promise<Buffer>;
+  /** Base URL of the /debug/pprof endpoints once they listen; undefined before and when off. */
+  readonly pprofUrl: string | undefined;
 }
 
 declare module 'fastify' {
@@ -124,20 +132,23 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     const usage = new CpuUsageMeter();
     await usage.init();
     const exporters = createExporters(options, logger);
-    const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall;
+    // One engine for the push session and pull captures (src/profilers/shared-engine.ts). CPU
+    // time is always recorded and samples always labelled: a capture may ask for either.
+    const engine = new SharedEngine({
+      sampleRate: options.sampleRate,
+      heapSamplingInterval: options.heapSamplingInterval,
+      collectCpuTime: true,
+      windowMs: options.uploadRate,
+      labeler: labels,
+    });
     const controller = new ProfilingController({
       options,
       measureUsage: () => usage.measure(),
-      profiler: new EngineProfiler({
-        sampleRate: options.sampleRate,
-        heapSamplingInterval: options.heapSamplingInterval,
-        profileTypes: options.profileTypes,
-        windowMs: options.uploadRate,
-        labeler: labelsWanted ? labels : undefined,
-      }),
+      profiler: new EngineProfiler({ ...options, windowMs: options.uploadRate, engine }),
       exporters,
       logger,
     });
+    const pull = new PullMode({ engine, endpoints: options.pprofEndpoints, sampleRate: options.sampleRate, logger });
 
     const decorator: ProfilerDecorator & { toJSON(): ProfilerStats } = {
       get state() {
@@ -160,12 +171,17 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
         };
       },
       withLabels: (extra, fn) => labels.withLabels(extra, fn),
+      capture: (captureOptions) => pull.captures.capture(captureOptions),
+      get pprofUrl() {
+        return pull.url;
+      },
       // JSON.stringify(app.profiler) shows the stats, never the options (credentials)
       toJSON: () => decorator.stats(),
     };
     app.decorate('profiler', decorator);
 
-    if (labelsWanted) app.addHook('onRequest', labels.onRequest);
+    app.addHook('onRequest', labels.onRequest);
+    pull.registerRoutes(app);
     // A bad `config.profiling` fails where the route is declared, not on its first request.
     app.addHook('onRoute', (route) => {
       const where = `config.profiling of route ${String(route.method)} ${route.url}`;
@@ -174,9 +190,18 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     });
     app.addHook('onReady', async () => {
       await controller.ready();
+      await pull.ready();
+    });
+    app.addHook('onListen', async () => {
+      pull.onListen(app);
+    });
+    // preClose: before Fastify waits for requests in flight, so a running capture ends now
+    app.addHook('preClose', async () => {
+      await pull.close(options.flushTimeout);
     });
     app.addHook('onClose', async () => {
       try {
+        await pull.close(options.flushTimeout); // a no-op after preClose
         await controller.close();
       } finally {
         usage.close();
@@ -216,6 +241,8 @@ function disabledProfiler(): ProfilerDecorator {
     stop: async () => undefined,
     stats: () => ({ ...stats }),
     withLabels: (_labels, fn) => fn(),
+    capture: () => Promise.reject(new ProfileCaptureError('profiling is disabled (enabled: false)', 503)),
+    pprofUrl: undefined,
   };
 }
 

@@ -48,8 +48,22 @@ export class TimeShare {
   since = performance.now();
 }
 
+/**
+ * Sample periods a piece must span before it is cut. Cutting (time.stop(true)) again within
+ * moments of a start or cut hits the V8 race that @datadog/pprof's `workaroundV8Bug` sleeps
+ * around: the sampler gets stuck, and the engine's recovery then restarts V8's profiler in full
+ * (seen: a capture joining a few ms after the session started, then 1.4-1.7 s of blocked event
+ * loop at the next cut inside Jest's large heap). A younger piece is not cut: a consumer joining
+ * shares it (its profile starts at most this long early), one leaving leaves it to the others,
+ * a take rolls it into the next window. Nothing is lost or counted twice.
+ */
+const MIN_PIECE_SAMPLE_PERIODS = 3;
+
 export class SharedEngine {
   private readonly time: TimeProfiler;
+  private readonly minPieceMs: number;
+  /** performance.now() of the engine start or last cut */
+  private pieceStartedAt = 0;
   private readonly heap: HeapProfiler;
   private readonly shares = new Set<TimeShare>();
   private heapHolders = 0;
@@ -63,6 +77,7 @@ export class SharedEngine {
       labeler: options.labeler,
     });
     this.heap = new HeapProfiler(options.heapSamplingInterval);
+    this.minPieceMs = (MIN_PIECE_SAMPLE_PERIODS * 1000) / options.sampleRate;
   }
 
   /** consumers of the time engine right now */
@@ -85,8 +100,10 @@ export class SharedEngine {
    * arrival go to those already in and its own start now.
    */
   joinTime(): TimeShare {
-    if (this.shares.size === 0) this.time.start();
-    else this.cut();
+    if (this.shares.size === 0) {
+      this.time.start();
+      this.pieceStartedAt = performance.now();
+    } else this.cut();
     const share = new TimeShare();
     this.shares.add(share);
     return share;
@@ -141,6 +158,9 @@ export class SharedEngine {
 
   /** The samples since the previous cut go to every consumer in now; sampling goes on. */
   private cut(): void {
+    const now = performance.now();
+    if (now - this.pieceStartedAt < this.minPieceMs) return;
+    this.pieceStartedAt = now;
     const restartsBefore = this.time.samplerRestarts;
     let piece: Profile;
     try {
