@@ -17,6 +17,7 @@ export type PprofAuthorize<Request> = (request: Request) => boolean | Promise<bo
 export interface PprofListenEndpoints {
   /** a separate HTTP listener for the endpoints, started when the app is ready */
   listen: { port: number; host?: string };
+  prefix?: never;
   /** optional on a loopback host, required on any other */
   authorize?: PprofAuthorize<IncomingMessage>;
   /** longest `seconds` a caller may ask for (default 60) */
@@ -26,6 +27,7 @@ export interface PprofListenEndpoints {
 export interface PprofAppEndpoints {
   /** where the routes live on the app (default '/debug/pprof') */
   prefix?: string;
+  listen?: never;
   /** required: `(request) => boolean | Promise<boolean>` */
   authorize: PprofAuthorize<FastifyRequest>;
   /** longest `seconds` a caller may ask for (default 60) */
