@@ -57,7 +57,7 @@ export const PPROF_ENDPOINTS_EXPECTED =
 const AUTHORIZE_EXPECTED = 'a function (request) => boolean | Promise<boolean>';
 
 export function resolvePprofEndpoints(raw: unknown): ResolvedPprofEndpoints | undefined {
-  if (raw === undefined || raw === false) return undefined;
+  if (raw === undefined) return undefined;
   if (!isPlainObject(raw)) throw new ProfilingOptionError('pprofEndpoints', raw, PPROF_ENDPOINTS_EXPECTED);
   const input = raw as Record<string, unknown>;
   const known = ['listen', 'prefix', 'authorize', 'maxSeconds'];
