@@ -11,7 +11,7 @@ import { PyroscopeExporter } from './exporters/pyroscope';
 import { InvalidLabelError, RequestLabels, routeProfilingConfigProblem, type LabelMode } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
 import { EngineProfiler, SharedEngine } from './profilers';
-import { ProfileCaptureError, PullMode, type CaptureOptions } from './pull';
+import { ProfileCaptureError, PullMode, type CaptureOptions, type CaptureStats } from './pull';
 import type { Exporter, ExporterStats, MinimalLogger } from './types';
 
 export interface ProfilerStats extends ControllerStats {
@@ -26,6 +26,8 @@ export interface ProfilerStats extends ControllerStats {
   dropped: number;
   pending: number;
   exporters: Record<string, ExporterStats>;
+  /** pull captures (endpoints and capture()): done, running now, refused (bad arguments, busy, closing), failed */
+  pull: CaptureStats;
 }
 
 /** The `app.profiler` decorator. */
@@ -168,6 +170,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
           ...engine,
           ...exported,
           lastError: engine.lastError ?? exported.lastError,
+          pull: pull.captures.stats(),
         };
       },
       withLabels: (extra, fn) => labels.withLabels(extra, fn),
@@ -233,13 +236,14 @@ function disabledProfiler(): ProfilerDecorator {
     dropped: 0,
     pending: 0,
     exporters: {},
+    pull: { captures: 0, capturesRunning: 0, capturesRefused: 0, capturesFailed: 0 },
   };
   return {
     state: 'idle',
     cpuUsage: () => 0,
     start: () => false,
     stop: async () => undefined,
-    stats: () => ({ ...stats }),
+    stats: () => ({ ...stats, pull: { ...stats.pull } }),
     withLabels: (_labels, fn) => fn(),
     capture: () => Promise.reject(new ProfileCaptureError('profiling is disabled (enabled: false)', 503)),
     pprofUrl: undefined,

@@ -222,6 +222,9 @@ describe('go tool pprof against the listener while a push session runs', () => {
     expect(s.dropped).toBe(0);
     expect(s.engineErrors).toBe(0);
     expect(ingest.requests.every((r) => r.behavior === 'ok')).toBe(true);
+    // the go tool, /profile, /wall, /heap scrapes and the four concurrent ones; the fifth refused
+    expect(s.pull).toMatchObject({ capturesRunning: 0, capturesRefused: 1, capturesFailed: 0 });
+    expect(s.pull.captures).toBeGreaterThanOrEqual(9);
   });
 });
 

@@ -29,6 +29,16 @@ export interface CaptureOptions {
   seconds?: number;
 }
 
+export interface CaptureStats {
+  /** captures started (endpoints and capture()) */
+  captures: number;
+  capturesRunning: number;
+  /** refused before starting: bad arguments, too many at once, closing */
+  capturesRefused: number;
+  /** started but failed: the engine could not start, the profile could not be collected */
+  capturesFailed: number;
+}
+
 /** Captures running at once; each holds a request open and its samples in memory. */
 export const MAX_CONCURRENT_CAPTURES = 4;
 
@@ -63,7 +73,7 @@ interface Running {
 export class Captures {
   private readonly running = new Set<Running>();
   private closed = false;
-  private counters = { captures: 0, refused: 0, failed: 0 };
+  private readonly counters = { captures: 0, refused: 0, failed: 0 };
 
   constructor(private readonly deps: CapturesDeps) {}
 
@@ -71,7 +81,7 @@ export class Captures {
     return this.deps.maxSeconds;
   }
 
-  stats(): { captures: number; capturesRunning: number; capturesRefused: number; capturesFailed: number } {
+  stats(): CaptureStats {
     return { captures: this.counters.captures, capturesRunning: this.running.size, capturesRefused: this.counters.refused, capturesFailed: this.counters.failed };
   }
 

@@ -9,7 +9,7 @@ import { Captures } from './capture';
 import { PprofListener, hostForUrl, registerPprofRoutes } from './endpoints';
 import { PPROF_DEFAULTS, type ResolvedPprofEndpoints } from './options';
 
-export { Captures, MAX_CONCURRENT_CAPTURES, ProfileCaptureError, type CaptureOptions, type CaptureType } from './capture';
+export { Captures, MAX_CONCURRENT_CAPTURES, ProfileCaptureError, type CaptureOptions, type CaptureStats, type CaptureType } from './capture';
 export { PPROF_DEFAULTS, resolvePprofEndpoints, type PprofAppEndpoints, type PprofAuthorize, type PprofEndpointsOptions, type PprofListenEndpoints, type ResolvedPprofEndpoints } from './options';
 
 export interface PullModeDeps {
