@@ -146,7 +146,13 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     const controller = new ProfilingController({
       options,
       measureUsage: () => usage.measure(),
-      profiler: new EngineProfiler({ ...options, windowMs: options.uploadRate, engine }),
+      profiler: new EngineProfiler({
+        sampleRate: options.sampleRate,
+        heapSamplingInterval: options.heapSamplingInterval,
+        profileTypes: options.profileTypes,
+        windowMs: options.uploadRate,
+        engine,
+      }),
       exporters,
       logger,
     });

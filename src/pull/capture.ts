@@ -135,11 +135,18 @@ export class Captures {
     return work;
   }
 
-  /** Waits `seconds` or until close(); registered as running meanwhile. */
-  private wait(seconds: number): { running: Running; done: Promise<void> } {
+  /**
+   * Registers a running capture: `done` resolves after `seconds`, or at once when close() ends
+   * it; `release()` (once its profile is made, or it failed) unregisters it.
+   */
+  private begin(seconds: number): { done: Promise<void>; release: () => void } {
     let finish!: () => void;
     const done = new Promise<void>((resolve) => {
       finish = resolve;
+    });
+    let markSettled!: () => void;
+    const settled = new Promise<void>((resolve) => {
+      markSettled = resolve;
     });
     // Not unref'd: a caller awaiting capture() in a script must get its profile, not a process
     // exit; the wait is bounded by maxSeconds and close() ends it.
@@ -150,10 +157,17 @@ export class Captures {
         clearTimeout(timer);
         finish();
       },
-      settled: done,
+      settled,
     };
     this.running.add(running);
-    return { running, done };
+    return {
+      done,
+      release: () => {
+        clearTimeout(timer);
+        this.running.delete(running);
+        markSettled();
+      },
+    };
   }
 
   private async timeCapture(type: 'cpu' | 'wall', seconds: number): Promise<Buffer> {
@@ -166,14 +180,10 @@ export class Captures {
       this.logFailure('the profiler could not start', error);
       throw new ProfileCaptureError('the profiler could not start', 503);
     }
-    const { running, done } = this.wait(seconds);
-    let pieces;
-    let settle!: () => void;
-    running.settled = new Promise<void>((resolve) => {
-      settle = resolve;
-    });
+    const { done, release } = this.begin(seconds);
     try {
       await done;
+      let pieces;
       try {
         pieces = engine.leaveTime(share);
       } catch (error) {
@@ -187,8 +197,7 @@ export class Captures {
       profile.durationNanos = Math.max(0, endedAt - startedAt) * 1_000_000;
       return await encode(profile);
     } finally {
-      this.running.delete(running);
-      settle();
+      release();
     }
   }
 
@@ -202,19 +211,13 @@ export class Captures {
       this.logFailure('the heap sampler could not start', error);
       throw new ProfileCaptureError('the heap sampler could not start', 503);
     }
-    const { running, done } = this.wait(seconds);
-    let settle!: () => void;
-    running.settled = new Promise<void>((resolve) => {
-      settle = resolve;
-    });
+    const { done, release } = this.begin(seconds);
     try {
       await done;
-      const snapshot = engine.heapSnapshot();
-      return await encodeHeap(snapshot, startedAt, Date.now() - startedAt);
+      return await encodeHeap(engine.heapSnapshot(), startedAt, Date.now() - startedAt);
     } finally {
       engine.releaseHeap();
-      this.running.delete(running);
-      settle();
+      release();
     }
   }
 

@@ -13,7 +13,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { MinimalLogger } from '../types';
 import { ProfileCaptureError, type Captures, type CaptureType } from './capture';
 import type { PprofAuthorize, ResolvedPprofEndpoints } from './options';
@@ -105,7 +105,7 @@ export function registerPprofRoutes(
   options: Extract<ResolvedPprofEndpoints, { form: 'app' }>,
   logger: MinimalLogger,
 ): void {
-  const handle = (name: string) => async (request: FastifyRequest, reply: import('fastify').FastifyReply) => {
+  const handle = (name: string) => async (request: FastifyRequest, reply: FastifyReply) => {
     const refused = await refusal(options.authorize, request, request.headers.authorization !== undefined, logger);
     const query = new URLSearchParams(request.url.includes('?') ? request.url.slice(request.url.indexOf('?') + 1) : '');
     const result = refused ?? (await answer(captures, name, query, logger));
