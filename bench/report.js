@@ -1,30 +1,43 @@
 'use strict';
 /**
- * From the runs' raw figures to the tables: medians per configuration and route, ratios to the
- * baseline, issue 6's targets with pass/fail, and the Markdown section of bench/RESULTS.md for
- * the Node version that ran (each major version keeps its own section).
+ * From a run's raw figures (bench/run.js) to the tables: per phase (route x load shape) each
+ * configuration's CPU per request and its ratio to the baseline with a 95 % interval over the
+ * paired rounds (bench/stats.js), the plugin's own cost over the engine floor, the sample-rate
+ * rows, the targets of issue 15 checked against the intervals, the Markdown section of
+ * bench/RESULTS.md for the Node major that ran, and the README's overhead table.
+ *
+ *   node bench/report.js --readme [DIR]    README table from every DIR/nodeNN.json (default bench/results)
+ *   node bench/report.js FILE.json         the RESULTS.md section of one saved run
  */
 const fs = require('node:fs');
+const path = require('node:path');
+const stats = require('./stats');
 
 const CONFIGS = [
-  { key: 'baseline', label: '1. baseline (no profiling)' },
-  { key: 'continuous', label: '2. this plugin, continuous + labels' },
-  { key: 'idle', label: '3. this plugin, installed idle' },
-  { key: 'pyroscope', label: '4. @pyroscope/nodejs 0.6.4 + setLabels' },
+  { key: 'baseline', label: 'baseline (no profiling)' },
+  { key: 'baseline-again', label: 'baseline again (A/A: the run\'s noise floor)' },
+  { key: 'engine', label: 'engine floor (@datadog/pprof as the plugin starts it; no labels, hooks, uploads)' },
+  { key: 'continuous', label: 'this plugin, continuous + labels' },
+  { key: 'idle', label: 'this plugin, installed idle' },
+  { key: 'pyroscope', label: '@pyroscope/nodejs 0.6.4 + setLabels' },
 ];
+const EXTRA_LABELS = {
+  disabled: 'x. this plugin, enabled: false (diagnosis)',
+  'large-graph': 'x. baseline + require(\'typescript\') (control)',
+  loaded: 'x. @datadog/pprof loaded, not started (diagnosis)',
+};
 
-/** Optional configurations for diagnosis (BENCH_EXTRA=engine): measured and shown, never judged. */
-const EXTRA_CONFIGS = [
-  { key: 'baseline-again', label: 'x. baseline again (A/A: the run\'s own noise)' },
-  { key: 'disabled', label: 'x. this plugin, enabled: false (diagnosis)' },
-  { key: 'large-graph', label: 'x. baseline + require(\'typescript\'), no profiling (control)' },
-  { key: 'loaded', label: 'x. @datadog/pprof loaded, not started (diagnosis)' },
-  { key: 'engine', label: 'x. engine alone, no labels/uploads (diagnosis)' },
-];
+function configLabel(key) {
+  const known = CONFIGS.find((c) => c.key === key);
+  if (known) return known.label;
+  const rate = /^continuous-(\d+)hz$/.exec(key);
+  if (rate) return `this plugin, continuous, sampleRate ${rate[1]} Hz`;
+  return EXTRA_LABELS[key] || key;
+}
 
-const LIMITS = {
-  continuous: (nodeMajor) => (nodeMajor >= 24 ? { '/ping': 1.02, '/hello': 1.1 } : { '/ping': 1.03, '/hello': 1.25 }),
-  idle: { '/ping': 1.01, '/hello': 1.02 },
+/** Issue 15's targets; `own` = (plugin - engine floor) / baseline, per round. */
+const TARGETS = {
+  ownCost: (labelMode) => (labelMode === 'cped' ? { orders: 0.03, hello: 0.05 } : { orders: 0.15 }),
   sessionStartBlockMs: 100,
   flushBlockMs: 10,
   samplesPerProfile: 16_000,
@@ -33,140 +46,222 @@ const LIMITS = {
   labelShare: 0.99,
 };
 
-function median(values) {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  const mid = v.length >> 1;
-  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+const median = stats.median;
+
+function durationMs(text) {
+  const m = /^(\d+)(ms|s)$/.exec(text);
+  if (!m) throw new Error(`a duration must look like "5s" or "500ms", received ${JSON.stringify(text)}`);
+  return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
-/**
- * cells: one per configuration and route, from bench/run.js (`rounds` = CPU µs per request of each
- * round); probe: per configuration, the flush probe (with one more startup block).
- */
-function summarize(cells, probe, routes) {
-  const cell = (config, route) => cells.find((c) => c.config === config && c.route === route);
-  const byConfig = {};
-  for (const { key } of [...CONFIGS, ...EXTRA_CONFIGS].filter((c) => cells.some((x) => x.config === c.key))) {
-    const perRoute = {};
-    for (const route of routes) {
-      const own = cell(key, route);
-      const base = cell('baseline', route);
-      perRoute[route] = {
-        rounds: own.rounds.length,
-        cpuPerRequest: median(own.rounds),
-        cpuPerRequestMin: Math.min(...own.rounds),
-        ratio: median(own.rounds) / median(base.rounds),
-        pairedRatio: median(own.rounds.map((v, i) => v / base.rounds[i])),
-        eldP99Ms: own.eldP99Ms,
-        eldMaxMs: own.eldMaxMs,
-        maxRssMB: own.maxRssMB,
-        rssOverBaselineMB: own.maxRssMB - base.maxRssMB,
-        bytesPerMin: own.bytesPerMin,
-      };
-    }
-    const mine = cells.filter((c) => c.config === key);
-    const startups = [...mine.map((c) => c.startup), ...(probe[key] ? [probe[key].startup] : [])];
-    byConfig[key] = {
-      routes: perRoute,
-      startupBlockMs: median(startups.map((s) => s.cpuMs)),
-      startupBlockWorstMs: Math.max(...startups.map((s) => s.cpuMs)),
-      startupBlockWallMs: median(startups.map((s) => s.wallMs)),
-      uploadsMeasuredMin: Math.min(...mine.map((c) => c.uploadsMeasured)),
-      maxSamples: Math.max(0, ...mine.map((c) => c.ingest.maxSamples)),
-      maxDecompressedBytes: Math.max(0, ...mine.map((c) => c.ingest.maxDecompressedBytes)),
-      uploads: mine.reduce((n, c) => n + c.ingest.uploads, 0),
-      sessions: Math.max(0, ...mine.map((c) => (c.profiler ? c.profiler.sessions : 0))),
-      labelMode: mine.map((c) => c.profiler && c.profiler.labelMode).find(Boolean),
-      dropped: mine.reduce((n, c) => n + (c.profiler ? c.profiler.dropped + c.profiler.uploadsFailed : 0), 0),
-    };
-  }
-  return byConfig;
+// ------------------------------------------------------------------------------------------------
+// Analysis
+
+function analyzePhase(phase) {
+  const r = phase.rounds;
+  const base = r.baseline;
+  const has = (key) => Array.isArray(r[key]);
+  const rows = phase.configs.map((key) => ({
+    key,
+    label: configLabel(key),
+    cpuPerRequest: median(r[key]),
+    ratio: key === 'baseline' ? undefined : stats.pairedRatio(r[key], base),
+  }));
+  const pair = (a, b) => (has(a) && has(b) ? stats.pairedRatio(r[a], r[b]) : undefined);
+  const own = has('continuous') && has('engine')
+    ? { micros: stats.pairedDifference(r.continuous, r.engine), share: stats.pairedShare(r.continuous, r.engine, base) }
+    : undefined;
+  return {
+    id: `${phase.route}:${phase.shape}`,
+    route: phase.route,
+    shape: phase.shape,
+    label: `${phase.label}, ${phase.shape}`,
+    rounds: base.length,
+    baselineBusy: median(phase.busy.baseline),
+    rows,
+    aa: pair('baseline-again', 'baseline'),
+    engine: pair('engine', 'baseline'),
+    continuous: pair('continuous', 'baseline'),
+    idle: pair('idle', 'baseline'),
+    pyroscope: pair('pyroscope', 'baseline'),
+    versusPyroscope: pair('continuous', 'pyroscope'),
+    own,
+  };
 }
 
 function minShare(accuracy) {
-  if (!accuracy) return NaN;
-  return Math.min(...Object.values(accuracy.routes).map((r) => r.share));
+  if (!accuracy || !accuracy.routes) return NaN;
+  return Math.min(...Object.values(accuracy.routes).map((x) => x.share));
 }
 
-/** [{ target, measured, pass }] for the Node that ran. */
-function evaluateTargets({ summary, probe, accuracy, nodeMajor }) {
-  const c = summary.continuous;
-  const i = summary.idle;
-  const p = summary.pyroscope;
+/** Everything the tables show, from a run (bench/run.js's `run` object or a saved JSON). */
+function analyze(run) {
+  const phases = run.phases.map(analyzePhase);
+  const anyServers = run.phases.find((p) => p.servers && p.servers.continuous);
+  const labelMode = anyServers && anyServers.servers.continuous.profiler ? anyServers.servers.continuous.profiler.labelMode : undefined;
+  return { phases, labelMode, targets: evaluateTargets(run, phases, labelMode) };
+}
+
+function evaluateTargets(run, phases, labelMode) {
   const rows = [];
-  const add = (target, measured, pass) => rows.push({ target, measured, pass: Boolean(pass) });
-  const lim = LIMITS.continuous(nodeMajor);
-  const nodeLabel = nodeMajor >= 24 ? 'Node 24' : 'Node 20';
-  for (const route of ['/ping', '/hello']) {
-    add(`continuous + labels (${nodeLabel}), ${route}: CPU/req ratio <= ${lim[route]}`, c.routes[route].ratio.toFixed(3), c.routes[route].ratio <= lim[route]);
+  const add = (target, measured, verdict) => rows.push({ target, measured, verdict });
+  const limits = TARGETS.ownCost(labelMode);
+  const mode = labelMode === 'cped' ? `${labelMode} labels (Node 24/26)` : `${labelMode} labels (Node 20/22)`;
+  for (const p of phases) {
+    const limit = limits[p.route];
+    if (p.own && limit !== undefined) {
+      add(`${p.label}: plugin's own cost over the engine floor <= ${pct(limit, 0)} of the request (${mode})`, fmtShare(p.own.share), stats.checkAtMost(p.own.share, limit));
+    }
   }
-  for (const route of ['/ping', '/hello']) {
-    add(`installed idle, ${route}: CPU/req ratio <= ${LIMITS.idle[route]}`, i.routes[route].ratio.toFixed(3), i.routes[route].ratio <= LIMITS.idle[route]);
+  for (const p of phases) {
+    if (!p.versusPyroscope) continue;
+    const where = stats.compare(p.versusPyroscope);
+    add(`${p.label}: never slower than @pyroscope/nodejs beyond the noise`, `${fmtRatio(p.versusPyroscope, { word: false })} (${where})`, where === 'higher' ? 'fail' : 'pass');
   }
-  for (const route of ['/ping', '/hello']) {
-    add(`continuous never slower than @pyroscope/nodejs, ${route}`, `${us(c.routes[route].cpuPerRequest)} vs ${us(p.routes[route].cpuPerRequest)} µs/req`, c.routes[route].cpuPerRequest <= p.routes[route].cpuPerRequest);
+  for (const p of phases.filter((x) => x.route === 'orders' && x.idle)) {
+    const where = stats.compare(p.idle);
+    add(`${p.label}: installed idle indistinguishable from the baseline`, `${fmtRatio(p.idle, { word: false })} (${where})`, where === 'higher' ? 'fail' : 'pass');
   }
-  const ours = minShare(accuracy && accuracy.ours && accuracy.ours.accuracy);
-  const theirs = minShare(accuracy && accuracy.pyroscope && accuracy.pyroscope.accuracy);
-  add(`labels exact: worst route >= ${LIMITS.labelShare * 100} % (@pyroscope/nodejs: ${pct(theirs)})`, pct(ours), ours >= LIMITS.labelShare);
-  add(
-    `session start block <= ${LIMITS.sessionStartBlockMs} ms (CPU, median of runs; worst ${c.startupBlockWorstMs.toFixed(1)} ms)`,
-    `${c.startupBlockMs.toFixed(1)} ms (wall ${c.startupBlockWallMs.toFixed(1)} ms)`,
-    c.startupBlockMs <= LIMITS.sessionStartBlockMs,
-  );
-  add(
-    `flush block <= ${LIMITS.flushBlockMs} ms (longest block idle across a flush, CPU; baseline ${probe.baseline.cpuMs.toFixed(1)} ms)`,
-    `${probe.continuous.cpuMs.toFixed(1)} ms (wall ${probe.continuous.wallMs.toFixed(1)} ms)`,
-    probe.continuous.cpuMs <= LIMITS.flushBlockMs && probe.continuous.uploads > 0,
-  );
-  add(`profile < ${LIMITS.samplesPerProfile} samples`, String(c.maxSamples), c.maxSamples < LIMITS.samplesPerProfile && c.uploads > 0);
-  add(`profile < 4 MiB decompressed`, kib(c.maxDecompressedBytes), c.maxDecompressedBytes < LIMITS.decompressedBytesPerProfile && c.uploads > 0);
-  const rss = Math.max(...Object.values(c.routes).map((r) => r.rssOverBaselineMB));
-  add(`peak RSS over baseline <= ${LIMITS.rssOverBaselineMB} MB (worst route)`, `${rss.toFixed(1)} MB`, rss <= LIMITS.rssOverBaselineMB);
+  const { accuracy, probe } = run;
+  if (accuracy) {
+    const ours = minShare(accuracy.ours && accuracy.ours.accuracy);
+    const theirs = minShare(accuracy.pyroscope && accuracy.pyroscope.accuracy);
+    add(`labels exact: worst route >= ${pct(TARGETS.labelShare, 0)} (@pyroscope/nodejs: ${pct(theirs)})`, pct(ours), ours >= TARGETS.labelShare ? 'pass' : 'fail');
+  }
+  const servers = run.phases.map((p) => p.servers).filter(Boolean);
+  const startups = [...servers.map((s) => s.continuous && s.continuous.startup), probe && probe.continuous && probe.continuous.startup].filter(Boolean);
+  if (startups.length > 0) {
+    const startMs = median(startups.map((s) => s.cpuMs));
+    add(`session start block <= ${TARGETS.sessionStartBlockMs} ms (CPU, median of ${startups.length} starts)`, `${startMs.toFixed(1)} ms`, startMs <= TARGETS.sessionStartBlockMs ? 'pass' : 'fail');
+  }
+  if (probe && probe.continuous) {
+    add(
+      `flush block <= ${TARGETS.flushBlockMs} ms (longest block idle across a flush, CPU; baseline ${probe.baseline.cpuMs.toFixed(1)} ms)`,
+      `${probe.continuous.cpuMs.toFixed(1)} ms (wall ${probe.continuous.wallMs.toFixed(1)} ms)`,
+      probe.continuous.cpuMs <= TARGETS.flushBlockMs && probe.continuous.uploads > 0 ? 'pass' : 'fail',
+    );
+  }
+  const ingests = servers.map((s) => s.continuous && s.continuous.ingest).filter(Boolean);
+  const uploads = ingests.reduce((n, i) => n + i.uploads, 0);
+  if (uploads > 0) {
+    const samples = Math.max(...ingests.map((i) => i.maxSamples));
+    const bytes = Math.max(...ingests.map((i) => i.maxDecompressedBytes));
+    add(`profile < ${TARGETS.samplesPerProfile} samples and < 4 MiB decompressed`, `${samples} samples, ${kib(bytes)}`, samples < TARGETS.samplesPerProfile && bytes < TARGETS.decompressedBytesPerProfile ? 'pass' : 'fail');
+  }
+  const rss = Math.max(...servers.filter((s) => s.continuous && s.baseline).map((s) => s.continuous.maxRssMB - s.baseline.maxRssMB));
+  if (Number.isFinite(rss)) add(`peak RSS over baseline <= ${TARGETS.rssOverBaselineMB} MB (worst route)`, `${rss.toFixed(1)} MB`, rss <= TARGETS.rssOverBaselineMB ? 'pass' : 'fail');
   return rows;
 }
 
+// ------------------------------------------------------------------------------------------------
+// Formatting
+
 const us = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
-const pct = (x) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : 'n/a');
+const pct = (x, digits = 1) => (Number.isFinite(x) ? `${(x * 100).toFixed(digits)} %` : 'n/a');
 const kib = (bytes) => `${(bytes / 1024).toFixed(0)} KiB`;
-const mb = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+const signed = (x, digits) => (x >= 0 ? '+' : '') + x.toFixed(digits);
+
+/** `1.123 [1.101, 1.145]`, and the word when the interval includes 1. */
+function fmtRatio(i, { word = true } = {}) {
+  if (!i || !Number.isFinite(i.estimate)) return 'n/a';
+  const text = `${i.estimate.toFixed(3)} [${i.low.toFixed(3)}, ${i.high.toFixed(3)}]`;
+  return word && stats.compare(i) === 'indistinguishable' ? `${text} indistinguishable` : text;
+}
+
+/** `+2.1 % [+0.4, +3.8]` of the baseline request. */
+function fmtShare(i) {
+  if (!i || !Number.isFinite(i.estimate)) return 'n/a';
+  return `${signed(i.estimate * 100, 1)} % [${signed(i.low * 100, 1)}, ${signed(i.high * 100, 1)}]`;
+}
+
+/** `+1.23 µs [+0.40, +2.05] = +1230 ns` per request. */
+function fmtMicros(i) {
+  if (!i || !Number.isFinite(i.estimate)) return 'n/a';
+  return `${signed(i.estimate, 2)} µs [${signed(i.low, 2)}, ${signed(i.high, 2)}] (${signed(i.estimate * 1000, 0)} ns)`;
+}
 
 function table(header, rows) {
   const line = (cells) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-const shown = (summary) => [...CONFIGS, ...EXTRA_CONFIGS].filter((c) => summary[c.key]);
-
-function cpuTable(summary, routes) {
+function phaseTable(p) {
   return table(
-    ['configuration', ...routes.map((r) => `${r} CPU µs/req median (min)`), ...routes.map((r) => `${r} ratio (paired)`)],
-    shown(summary).map(({ key, label }) => [
-      label,
-      ...routes.map((r) => `${us(summary[key].routes[r].cpuPerRequest)} (${us(summary[key].routes[r].cpuPerRequestMin)})`),
-      ...routes.map((r) => `${summary[key].routes[r].ratio.toFixed(3)} (${summary[key].routes[r].pairedRatio.toFixed(3)})`),
+    ['configuration', 'CPU µs/req (median of rounds)', 'ratio to baseline [95 % interval]'],
+    p.rows.map((row) => [row.label, us(row.cpuPerRequest), row.ratio ? fmtRatio(row.ratio) : '1']),
+  );
+}
+
+function comparisonTable(phases) {
+  return table(
+    ['phase', 'A/A (noise floor)', 'engine floor / baseline', 'plugin / baseline', 'plugin / @pyroscope/nodejs', 'installed idle / baseline', 'plugin\'s own cost over the engine floor, per request', 'own cost, share of the baseline request'],
+    phases.map((p) => [
+      `${p.label} (${p.rounds} rounds)`,
+      fmtRatio(p.aa, { word: false }),
+      fmtRatio(p.engine),
+      fmtRatio(p.continuous),
+      fmtRatio(p.versusPyroscope),
+      fmtRatio(p.idle),
+      p.own ? fmtMicros(p.own.micros) : 'n/a',
+      p.own ? fmtShare(p.own.share) : 'n/a',
     ]),
   );
 }
 
-function sideTable(summary, probe, routes) {
-  const perRoute = routes.join(', ');
+function sampleRateTable(phases) {
+  const orders = phases.filter((p) => p.route === 'orders' && p.rows.some((r) => /^continuous-\d+hz$/.test(r.key)));
+  if (orders.length === 0) return undefined;
+  const keys = orders[0].rows.map((r) => r.key).filter((k) => k === 'engine' || k === 'continuous' || /^continuous-\d+hz$/.test(k));
+  const hz = (k) => (k === 'continuous' || k === 'engine' ? 100 : Number(/(\d+)hz/.exec(k)[1]));
+  keys.sort((a, b) => hz(a) - hz(b) || (a === 'engine' ? -1 : 1));
   return table(
-    ['configuration', `event-loop delay p99 / max, ms (${perRoute})`, 'start block ms, CPU (wall)', 'flush block ms, CPU (wall)', `KiB uploaded/min (${perRoute})`, 'largest profile: samples, decompressed', `peak RSS MB, over baseline (${perRoute})`],
-    shown(summary).map(({ key, label }) => {
-      const s = summary[key];
-      const each = (f) => routes.map((r) => f(s.routes[r])).join(', ');
+    ['sample rate', ...orders.map((p) => `${p.label}: ratio to baseline`)],
+    keys.map((k) => [
+      k === 'engine' ? 'engine floor, 100 Hz (reference)' : `this plugin, ${hz(k)} Hz${k === 'continuous' ? ' (default)' : ''}`,
+      ...orders.map((p) => fmtRatio(p.rows.find((r) => r.key === k).ratio)),
+    ]),
+  );
+}
+
+function sideTable(run) {
+  const byRoute = run.phases.filter((p, i, all) => all.findIndex((q) => q.route === p.route) === i);
+  const keys = CONFIGS.map((c) => c.key).filter((k) => byRoute.every((p) => p.servers && p.servers[k]));
+  const probe = run.probe || {};
+  const routes = byRoute.map((p) => p.label).join(', ');
+  return table(
+    ['configuration', `event-loop delay p99 / max, ms (${routes})`, 'start block ms, CPU (wall)', 'flush block ms, CPU (wall)', `peak RSS MB, over baseline (${routes})`, `KiB uploaded/min (${routes})`, 'largest profile: samples, decompressed'],
+    keys.map((k) => {
+      const per = byRoute.map((p) => p.servers[k]);
+      const ingests = per.map((s) => s.ingest);
+      const uploads = ingests.reduce((n, i) => n + i.uploads, 0);
       return [
-        label,
-        each((r) => `${mb(r.eldP99Ms)} / ${mb(r.eldMaxMs)}`),
-        `${mb(s.startupBlockMs)} (${mb(s.startupBlockWallMs)})`,
-        probe[key] ? `${mb(probe[key].cpuMs)} (${mb(probe[key].wallMs)})` : '-',
-        each((r) => (r.bytesPerMin / 1024).toFixed(0)),
-        s.uploads > 0 ? `${s.maxSamples}, ${kib(s.maxDecompressedBytes)}` : '-',
-        each((r) => `${r.maxRssMB.toFixed(0)} (+${r.rssOverBaselineMB.toFixed(1)})`),
+        configLabel(k),
+        per.map((s) => `${us(s.eldP99Ms)} / ${us(s.eldMaxMs)}`).join(', '),
+        `${us(median(per.map((s) => s.startup.cpuMs)))} (${us(median(per.map((s) => s.startup.wallMs)))})`,
+        probe[k] ? `${us(probe[k].cpuMs)} (${us(probe[k].wallMs)})` : '-',
+        byRoute.map((p) => `${p.servers[k].maxRssMB.toFixed(0)} (${signed(p.servers[k].maxRssMB - p.servers.baseline.maxRssMB, 1)})`).join(', '),
+        per.map((s) => (s.bytesPerMin / 1024).toFixed(0)).join(', '),
+        uploads > 0 ? `${Math.max(...ingests.map((i) => i.maxSamples))}, ${kib(Math.max(...ingests.map((i) => i.maxDecompressedBytes)))}` : '-',
       ];
     }),
+  );
+}
+
+/** What the rounds must have been: sessions ran where expected, none where not, nothing lost. */
+function sanityLine(run, labelMode) {
+  const servers = run.phases.map((p) => p.servers).filter((s, i, all) => s && all.indexOf(s) === i);
+  const sum = (key, f) => servers.reduce((n, s) => n + (s[key] && s[key].profiler ? f(s[key].profiler) : 0), 0);
+  const uploads = (key) => servers.reduce((n, s) => n + (s[key] ? s[key].uploadsMeasured : 0), 0);
+  const floors = servers.map((s) => s.engine && s.engine.engineFloor).filter(Boolean);
+  const floor = floors.length
+    ? `Engine floor: ${floors.reduce((n, f) => n + f.windows, 0)} windows collected (${floors.map((f) => f.lastWindowSamples).join(', ')} CPU samples in each route's last), useCPED ${floors[0].useCPED}, ${floors.reduce((n, f) => n + f.collectFailures, 0)} failures. `
+    : '';
+  return (
+    `Label mode: ${labelMode}. Sessions started by the installed-idle servers: ${sum('idle', (p) => p.sessions)} (must be 0). ` +
+    `Uploads received during the rounds: this plugin ${uploads('continuous')}, @pyroscope/nodejs ${uploads('pyroscope')}. ` +
+    `Profiles lost or failed (this plugin): ${sum('continuous', (p) => p.dropped + p.uploadsFailed)}. ` +
+    floor +
+    'Start block: the longest synchronous stretch around `app.ready()`, where the profilers start and Fastify compiles the routes\' schemas (the baseline\'s figure is the latter alone).'
   );
 }
 
@@ -174,47 +269,97 @@ function accuracyLines(accuracy) {
   if (!accuracy) return ['(label accuracy not measured)'];
   return ['ours', 'pyroscope'].map((who) => {
     const a = accuracy[who];
-    if (!a) return `${who}: not measured`;
-    if (a.error) return `${who}: failed: ${a.error}`;
+    if (!a) return `- ${who}: not measured`;
+    if (a.error) return `- ${who}: failed: ${a.error}`;
     const cells = Object.entries(a.accuracy.routes).map(([route, e]) => `${route} ${pct(e.share)} of ${e.samples}`);
     return `- ${a.mode} (${a.labelMode}): ${cells.join(', ')}; background samples with a route: ${a.accuracy.background.withRoute}/${a.accuracy.background.samples}`;
   });
 }
 
+function phaseLine(run, p, raw) {
+  const c = raw.calibration;
+  const size = p.shape === 'paced'
+    ? `${c.paced.amount} requests per slice at ${c.paced.rate} req/s (open loop)`
+    : `${c.saturating} requests per slice, ${run.plan.connections} connections, closed loop`;
+  const served = raw.achievedRate ? median(raw.achievedRate.baseline) : NaN;
+  let achieved = Number.isFinite(served) ? `, ${Math.round(served)} req/s served` : '';
+  // an open-loop slice that could not be served at its rate was a saturating one in disguise
+  if (p.shape === 'paced' && served < 0.9 * c.paced.rate) achieved += ' (**fell behind the pace: not a paced measurement**)';
+  return `**${p.label}**: ${p.rounds} rounds, ${size}; the baseline's core was ${pct(p.baselineBusy, 0)} busy during its slices${achieved}; ${raw.seconds.toFixed(0)} s.`;
+}
+
 /** The whole section for one Node version. */
-function markdownSection({ env, plan, summary, probe, accuracy, targets, routes, elapsedS }) {
-  const passed = targets.filter((t) => t.pass).length;
+function markdownSection(run, analysis) {
+  const { env, plan } = run;
+  const passed = analysis.targets.filter((t) => t.verdict === 'pass').length;
+  const rate = sampleRateTable(analysis.phases);
   return [
-    `## Node ${env.node}`,
+    `## Node ${env.node}${env.tag ? ` (${env.tag.slice(1)})` : ''}`,
     '',
-    `${env.date} · ${env.nproc} cores (${env.cpuModel}) · load average ${env.loadBefore} before, ${env.loadAfter} after (shared machine) · bench took ${elapsedS.toFixed(0)} s`,
+    `${env.date} · ${env.nproc} cores (${env.cpuModel}) · ${env.placement} · load average ${env.loadBefore} before, ${env.loadAfter} after · bench took ${env.elapsedS.toFixed(0)} s · label mode ${analysis.labelMode}`,
     '',
-    `${plan.rounds} rounds A B C D per route, ${plan.connections} connections, ${routes.map((r) => `${plan.slice[r]} requests per slice on ${r}`).join(', ')}; ` +
-      `uploadRate ${plan.uploadRate} (both profilers). Ratio = median / baseline median; paired = median over rounds of the ratio within the round.` +
+    `uploadRate ${plan.uploadRate} (every profiler), slices of about ${plan.sliceSeconds} s. Ratios: geometric mean of the per-round ratios, ` +
+      '[95 % bootstrap interval over the paired rounds]; "indistinguishable" where the interval includes 1.' +
       (plan.quick ? ' **BENCH_QUICK: smoke test, figures not meaningful.**' : ''),
     '',
-    cpuTable(summary, routes),
+    comparisonTable(analysis.phases),
     '',
-    sideTable(summary, probe, routes),
+    ...(rate ? ['Sample rate (this plugin, continuous, on the realistic route):', '', rate, ''] : []),
+    ...analysis.phases.flatMap((p, i) => [phaseLine(run, p, run.phases[i]), '', phaseTable(p), '']),
+    sideTable(run),
     '',
-    `Label mode: ${summary.continuous.labelMode}. Uploads during the rounds (fewest per route): ours ${summary.continuous.uploadsMeasuredMin}, @pyroscope/nodejs ${summary.pyroscope.uploadsMeasuredMin}. ` +
-      `Sessions started by the idle configuration: ${summary.idle.sessions}. Profiles lost or failed: ${summary.continuous.dropped}. ` +
-      `Blocks: the longest synchronous stretch, as CPU time (${probe.continuous.cpuSource}) and as wall-clock event-loop delay.`,
+    sanityLine(run, analysis.labelMode),
     '',
     'Label accuracy (share of each route\'s own CPU samples labelled with that route):',
     '',
-    ...accuracyLines(accuracy),
+    ...accuracyLines(run.accuracy),
     '',
-    `Targets (${passed}/${targets.length} hold):`,
+    `Targets (${passed}/${analysis.targets.length} pass; "undecided": the interval straddles the limit):`,
     '',
-    table(['target', 'measured', ''], targets.map((t) => [t.target, t.measured, t.pass ? 'pass' : '**FAIL**'])),
+    table(['target', 'measured', ''], analysis.targets.map((t) => [t.target, t.measured, t.verdict === 'pass' ? 'pass' : `**${t.verdict}**`])),
   ].join('\n');
 }
 
+/** The README's overhead table, one column per Node version run. */
+function readmeTable(runs) {
+  const sorted = [...runs].sort((a, b) => a.run.env.nodeMajor - b.run.env.nodeMajor || String(a.run.env.tag || '').localeCompare(String(b.run.env.tag || '')));
+  const phase = (a, id) => a.phases.find((p) => p.id === id);
+  const cell = (id, f) => sorted.map(({ analysis }) => {
+    const p = phase(analysis, id);
+    return p ? f(p) : '-';
+  });
+  const compact = (i) => (i && Number.isFinite(i.estimate) ? `${i.estimate.toFixed(2)} [${i.low.toFixed(2)}-${i.high.toFixed(2)}]` : '-');
+  const verdict = (i) => {
+    const w = stats.compare(i);
+    return w === 'indistinguishable' ? `${compact(i)} tie` : `${compact(i)} ${w === 'higher' ? 'slower' : 'faster'}`;
+  };
+  const rows = [];
+  const add = (label, values) => rows.push([label, ...values]);
+  add('this plugin, continuous: `/orders` (realistic), saturating', cell('orders:saturating', (p) => compact(p.continuous)));
+  add('this plugin, continuous: `/orders`, paced at half a core', cell('orders:paced', (p) => compact(p.continuous)));
+  add('this plugin, continuous: `/hello` (trivial: worst case), saturating', cell('hello:saturating', (p) => compact(p.continuous)));
+  add('this plugin, continuous: `/ping` (greet), saturating', cell('ping:saturating', (p) => compact(p.continuous)));
+  add('engine floor (@datadog/pprof alone, as the plugin starts it): `/orders`, saturating', cell('orders:saturating', (p) => compact(p.engine)));
+  add('plugin\'s own cost over the engine floor: `/orders`, saturating', cell('orders:saturating', (p) => (p.own ? `${fmtShare(p.own.share)}, ${signed(p.own.micros.estimate * 1000, 0)} ns/req` : '-')));
+  add('plugin\'s own cost over the engine floor: `/hello`, saturating', cell('hello:saturating', (p) => (p.own ? `${fmtShare(p.own.share)}, ${signed(p.own.micros.estimate * 1000, 0)} ns/req` : '-')));
+  add('@pyroscope/nodejs 0.6.4 + `setLabels`: `/orders`, saturating', cell('orders:saturating', (p) => compact(p.pyroscope)));
+  add('this plugin / @pyroscope/nodejs: `/orders`, saturating', cell('orders:saturating', (p) => verdict(p.versusPyroscope)));
+  add('this plugin / @pyroscope/nodejs: `/hello`, saturating', cell('hello:saturating', (p) => verdict(p.versusPyroscope)));
+  add('installed, idle: `/orders`, saturating', cell('orders:saturating', (p) => compact(p.idle)));
+  add('A/A (two identical baselines: the run\'s noise): `/orders`, saturating', cell('orders:saturating', (p) => compact(p.aa)));
+  add('route label accuracy, worst route: this plugin / @pyroscope/nodejs', sorted.map(({ run }) => {
+    const a = run.accuracy;
+    return a ? `**${pct(minShare(a.ours && a.ours.accuracy), 0)}** / ${pct(minShare(a.pyroscope && a.pyroscope.accuracy), 0)}` : '-';
+  }));
+  add('flush block (CPU): this plugin / @pyroscope/nodejs', sorted.map(({ run }) => (run.probe && run.probe.continuous ? `${us(run.probe.continuous.cpuMs)} / ${us(run.probe.pyroscope.cpuMs)} ms` : '-')));
+  const header = ['ratio to no profiling, CPU per request [95 % interval]', ...sorted.map(({ run, analysis }) => `Node ${run.env.nodeMajor} (${analysis.labelMode})`)];
+  return table(header, rows);
+}
+
 /** Replaces (or adds) this Node major's section in RESULTS.md, leaving the rest of the file alone. */
-function writeResults(file, nodeMajor, section) {
-  const start = `<!-- bench:node${nodeMajor}:start -->`;
-  const end = `<!-- bench:node${nodeMajor}:end -->`;
+function writeResults(file, sectionKey, section) {
+  const start = `<!-- bench:node${sectionKey}:start -->`;
+  const end = `<!-- bench:node${sectionKey}:end -->`;
   const block = `${start}\n${section}\n${end}`;
   let text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmark results\n\nWritten by `npm run bench` (bench/run.js).\n';
   const at = text.indexOf(start);
@@ -222,11 +367,31 @@ function writeResults(file, nodeMajor, section) {
   if (at >= 0 && until > at) {
     text = text.slice(0, at) + block + text.slice(until + end.length);
   } else {
-    // sections in Node order, before the hand-written part
     const anchor = text.indexOf('<!-- bench:sections-end -->');
     text = anchor >= 0 ? `${text.slice(0, anchor)}${block}\n\n${text.slice(anchor)}` : `${text.trimEnd()}\n\n${block}\n`;
   }
   fs.writeFileSync(file, text);
 }
 
-module.exports = { CONFIGS, EXTRA_CONFIGS, LIMITS, median, summarize, evaluateTargets, markdownSection, writeResults, table };
+module.exports = { CONFIGS, TARGETS, configLabel, median, durationMs, analyze, markdownSection, readmeTable, writeResults, table, fmtRatio };
+
+if (require.main === module) {
+  const args = process.argv.slice(2);
+  if (args[0] === '--readme') {
+    const dir = args[1] ? path.resolve(args[1]) : path.join(__dirname, 'results');
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^node\d+(-[\w-]+)?\.json$/.test(f)) : [];
+    if (files.length === 0) {
+      console.error(`no saved runs in ${dir} (npm run bench writes bench/results/nodeNN.json)`);
+      process.exitCode = 1;
+    } else {
+      const runs = files.map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))).map((run) => ({ run, analysis: analyze(run) }));
+      console.log(readmeTable(runs));
+    }
+  } else if (args[0]) {
+    const run = JSON.parse(fs.readFileSync(args[0], 'utf8'));
+    console.log(markdownSection(run, analyze(run)));
+  } else {
+    console.error('usage: node bench/report.js --readme [DIR] | node bench/report.js RUN.json');
+    process.exitCode = 2;
+  }
+}

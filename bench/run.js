@@ -1,64 +1,138 @@
 'use strict';
 /**
- * `npm run bench` (issue 6): the plugin's cost side by side with no profiling and with
- * @pyroscope/nodejs, on the Node that runs this script (children use the same executable).
+ * `npm run bench` (issues 6 and 15): what continuous profiling costs a Fastify service, with an
+ * interval on every ratio, on the Node that runs this script (children use the same executable).
  *
- * 1. For `/hello` then greet's `/ping`: the four configurations (baseline, continuous, idle,
- *    pyroscope), each its own server process (bench/server.js), started and warmed up; then rounds
- *    A B C D (order turning): each server in turn gets the same fixed number of requests
- *    (autocannon), about one uploadRate's worth. A server's CPU time over its slice
- *    (`process.cpuUsage()`, asked over IPC) / its requests = CPU per request. Slices seconds apart
- *    see about the same machine load: fair on a shared machine.
- * 2. Flush probe: per configuration, one server under a short mixed load, then watched idle
- *    across one upload: the longest block is the flush's (bench/block-watch.js).
+ * 1. Per route (/orders, the realistic route; /hello; greet's /ping): every configuration is its
+ *    own server process (bench/server.js), pinned to core 1 while this runner and its load
+ *    generator hold core 0 (see placement()). Servers are started and warmed up, then per load
+ *    shape (saturating: 50 connections, closed loop; paced: open loop at the rate
+ *    that keeps the baseline's core about half busy) rounds of slices: each server in turn, order
+ *    turning each round, gets the same number of requests; its CPU time over its own slice /
+ *    requests served = CPU per request.
+ * 2. Flush probe: per configuration, the longest block while idle across one upload.
  * 3. Label accuracy: test/fixtures/accuracy-workload.js, ours vs @pyroscope/nodejs's setLabels.
- * 4. Tables and targets printed, and bench/RESULTS.md's section for this Node major rewritten.
+ * 4. bench/report.js: per phase, each configuration's ratio to the baseline with a 95 % bootstrap
+ *    interval over the paired rounds (bench/stats.js), the plugin's own cost over the engine
+ *    floor, the sample-rate rows, the targets; RESULTS.md's section for this Node major is
+ *    rewritten and bench/results/nodeNN.json kept (the README table is built from those).
  *
- * Environment: BENCH_QUICK=1 (one round, few requests, short uploads: a smoke test; RESULTS.md is
- * left alone unless BENCH_WRITE=1), BENCH_JSON=FILE (raw figures as JSON), BENCH_ROUNDS=N.
- * Diagnosis: BENCH_EXTRA=baseline-again,disabled,large-graph,loaded,engine (more configurations, see
- * bench/server.js), BENCH_ROUTES=/hello (fewer routes), BENCH_CPU_ONLY=1 (CPU rounds only, nothing
- * written), BENCH_PRELOAD=typescript (every server loads these modules first; nothing written).
+ * Environment:
+ *   BENCH_QUICK=1        smoke test: 2 rounds of short slices (about 1-2 minutes); figures not
+ *                        meaningful. Quick runs and runs narrowed by BENCH_PHASES, BENCH_SKIP or
+ *                        BENCH_PRELOAD write neither RESULTS.md nor bench/results/ unless BENCH_WRITE=1
+ *   BENCH_ROUNDS=N       rounds of every phase (default: see PHASES)
+ *   BENCH_SLICE_S=S      seconds of load per slice (default 2)
+ *   BENCH_UPLOAD_RATE=T  uploadRate of every profiler (default 15s, the plugin's default)
+ *   BENCH_PHASES=LIST    e.g. orders:saturating,orders:paced,hello:saturating,hello:paced,ping:saturating
+ *   BENCH_RATES=LIST     sample-rate rows on /orders, Hz (default 19,49,99; empty: none)
+ *   BENCH_RATE_SHAPES=L  the /orders load shapes that measure them (default paced; paced,saturating)
+ *   BENCH_PACED_SHARE=X  paced load as a share of one core of the baseline (default 0.5)
+ *   BENCH_PIN=0          no core pinning (default: on when taskset exists and there are >= 2 cores)
+ *   BENCH_JSON=FILE      raw figures as JSON (default bench/results/nodeNN.json unless quick)
+ *   BENCH_TAG=NAME       a variant of this Node's run kept apart: section nodeNN-NAME, file
+ *                        nodeNN-NAME.json (e.g. BENCH_TAG=cped with Node 22 and
+ *                        NODE_OPTIONS=--experimental-async-context-frame)
+ *   BENCH_EXTRA=LIST     diagnosis configurations (disabled, large-graph, loaded; see server.js)
+ *   BENCH_SKIP=probe,accuracy   leave out the flush probe and/or the label-accuracy run
  */
-const { fork } = require('node:child_process');
+const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const autocannon = require('autocannon');
 const { compileGreetHandlers } = require('./greet');
 const { IngestStandIn } = require('./ingest');
 const report = require('./report');
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const ROUTES = process.env.BENCH_ROUTES ? process.env.BENCH_ROUTES.split(',') : ['/hello', '/ping'];
+const numberFromEnv = (name, fallback) => (process.env[name] !== undefined && process.env[name] !== '' ? Number(process.env[name]) : fallback);
+
+const ROUTES = {
+  orders: { key: 'orders', url: '/orders?limit=50&offset=100&status=open', label: '/orders (realistic)', preload: 'typescript', warmup: 2000, bounds: [500, 50_000] },
+  hello: { key: 'hello', url: '/hello', label: '/hello', warmup: 3000, bounds: [1000, 100_000] },
+  // the VM slows sustained CPU work (a /ping call from 1.2 to 5 ms): bounded so a slice stays short
+  ping: { key: 'ping', url: '/ping', label: '/ping (greet)', warmup: 300, bounds: [100, 1500] },
+};
+
+/**
+ * Default phases and their rounds: most rounds where the questions are (the realistic route,
+ * the comparison with @pyroscope/nodejs), about 10-12 minutes in all on this machine.
+ */
+const DEFAULT_PHASES = 'orders:saturating:12,orders:paced:10,hello:saturating:8,hello:paced:4,ping:saturating:4';
+
+function parsePhases() {
+  const text = process.env.BENCH_PHASES || DEFAULT_PHASES;
+  return text.split(',').filter(Boolean).map((item) => {
+    const [route, shape, rounds] = item.split(':');
+    if (!ROUTES[route] || !['saturating', 'paced'].includes(shape)) {
+      throw new Error(`BENCH_PHASES: ${JSON.stringify(item)} is not ROUTE:SHAPE[:ROUNDS] with ROUTE one of ${Object.keys(ROUTES).join(', ')} and SHAPE saturating or paced`);
+    }
+    const fallback = Number(rounds) || 8;
+    return { route, shape, rounds: QUICK ? 2 : numberFromEnv('BENCH_ROUNDS', fallback) };
+  });
+}
+
 const PLAN = {
   quick: QUICK,
-  rounds: Number(process.env.BENCH_ROUNDS) || (QUICK ? 1 : 5),
+  phases: parsePhases(),
   connections: 50,
-  // 3x the default 15s, so flush costs are counted three times as often as in real use, and a
-  // slice of about one uploadRate holds about one flush of each profiler
-  uploadRate: QUICK ? '1s' : '5s',
-  warmup: { '/hello': QUICK ? 500 : 3000, '/ping': QUICK ? 50 : 300 },
-  // Requests per slice: the same for every configuration and round of a route, chosen once by a
-  // calibration on the baseline so a slice lasts about `sliceSeconds` (one uploadRate) on the
-  // machine as it is.
-  sliceSeconds: QUICK ? 1 : 5,
-  // upper bounds: the VM slows sustained CPU work (greet's /ping from 1.2 to 5 ms a call), which
-  // would stretch a calibrated slice several times over
-  sliceBounds: { '/hello': [2000, 100_000], '/ping': [150, 1500] },
-  slice: QUICK ? { '/hello': 1000, '/ping': 100 } : {},
+  sliceSeconds: numberFromEnv('BENCH_SLICE_S', QUICK ? 0.4 : 2),
+  uploadRate: process.env.BENCH_UPLOAD_RATE || (QUICK ? '2s' : '15s'),
+  probeUploadRate: '2s',
+  rates: (process.env.BENCH_RATES ?? '19,49,99').split(',').filter(Boolean).map(Number),
+  // Sample-rate rows under the paced load only by default: the sampler's cost is per second, so
+  // it weighs most per request at a service's usual load, and three more servers in the
+  // saturating phase would take another ~80 s of a run meant to fit in about 10 minutes
+  rateShapes: (process.env.BENCH_RATE_SHAPES || 'paced').split(',').filter(Boolean),
+  pacedShare: numberFromEnv('BENCH_PACED_SHARE', 0.5),
+  warmupScale: QUICK ? 0.2 : 1,
   probeRequests: QUICK ? 100 : 600,
   accuracyMs: QUICK ? 1000 : 3000,
+  // a random pause before each slice, so slices do not lock onto the upload timers' phase
+  maxGapMs: 250,
 };
-const UPLOAD_RATE_MS = Number.parseInt(PLAN.uploadRate, 10) * 1000;
 const MESSAGE_TIMEOUT_MS = 120_000;
 const RESULTS_FILE = path.join(__dirname, 'RESULTS.md');
+const EXTRA = (process.env.BENCH_EXTRA || '').split(',').filter(Boolean);
+const SKIP = (process.env.BENCH_SKIP || '').split(',').filter(Boolean);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const appName = (config) => `bench-${config}`;
-/** The four configurations, plus diagnosis ones named in BENCH_EXTRA (e.g. `engine`), in this order. */
-const EXTRA = (process.env.BENCH_EXTRA || '').split(',').filter(Boolean);
-const CONFIG_KEYS = [...report.CONFIGS.map((c) => c.key), ...report.EXTRA_CONFIGS.map((c) => c.key).filter((k) => EXTRA.includes(k))];
+
+/** Configurations measured in a phase: the six always, the sample-rate rows on /orders, extras. */
+function configsFor(route, shape) {
+  const rates = route === 'orders' && PLAN.rateShapes.includes(shape) ? PLAN.rates.map((hz) => `continuous-${hz}hz`) : [];
+  return [...report.CONFIGS.map((c) => c.key), ...rates, ...EXTRA];
+}
+
+// ------------------------------------------------------------------------------------------------
+// Core placement
+
+/**
+ * On 2 cores: this runner (load generators, ingest stand-in) on core 0, every server on core 1.
+ * The load generator then never takes CPU from the server it measures (unpinned, the load generator and
+ * the server fought for the same core in some slices and not in others, which is noise), and the
+ * servers' own threads (V8's sampling thread, GC helpers, libuv's pool) share the server's core
+ * as they would in a one-CPU container. Only one server is under load at a time, so the idle
+ * ones sharing core 1 cost nothing but their timers. BENCH_PIN=0 turns it off.
+ */
+function placement() {
+  const cores = os.cpus().length;
+  const wanted = process.env.BENCH_PIN !== '0' && cores >= 2;
+  let taskset = false;
+  if (wanted) {
+    try {
+      execFileSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+      taskset = true;
+    } catch {
+      taskset = false;
+    }
+  }
+  return taskset
+    ? { pinned: true, runnerCore: 0, serverCore: 1, text: 'runner + load generator on core 0, servers on core 1 (taskset)' }
+    : { pinned: false, text: wanted ? 'not pinned (taskset failed)' : `not pinned (${cores < 2 ? 'one core' : 'BENCH_PIN=0'})` };
+}
 
 // ------------------------------------------------------------------------------------------------
 // Server processes
@@ -83,12 +157,13 @@ function nextMessage(child, what) {
 
 /** One configuration's server (bench/server.js) and the runner's side of its IPC protocol. */
 class ServerProcess {
-  static async start(config, ctx) {
-    const child = fork(path.join(__dirname, 'server.js'), [config, ctx.ingestUrl, ctx.greetRoutesJs, PLAN.uploadRate], {
-      execPath: process.execPath,
-      execArgv: [],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+  static async start(config, ctx, { uploadRate = PLAN.uploadRate, preload } = {}) {
+    const args = [path.join(__dirname, 'server.js'), config, ctx.ingestUrl, ctx.greetRoutesJs, uploadRate];
+    const env = { ...process.env, BENCH_SERVER_PRELOAD: preload || '' };
+    const stdio = ['ignore', 'inherit', 'inherit', 'ipc'];
+    const child = ctx.placement.pinned
+      ? spawn('taskset', ['-c', String(ctx.placement.serverCore), process.execPath, ...args], { stdio, env })
+      : spawn(process.execPath, args, { stdio, env });
     try {
       return new ServerProcess(config, child, await nextMessage(child, 'listening'));
     } catch (error) {
@@ -129,79 +204,224 @@ class ServerProcess {
   }
 }
 
-/** `amount` requests over PLAN.connections keep-alive connections on `target` (a path, or paths in turn). */
-async function drive(port, target, amount) {
-  const requests = Array.isArray(target) ? target.map((p) => ({ path: p })) : undefined;
-  const url = `http://127.0.0.1:${port}${requests ? '' : target}`;
-  const result = await autocannon({ url, requests, connections: PLAN.connections, amount, timeout: 60 });
-  const failed = result.errors + result.timeouts + result.non2xx;
-  if (failed > amount / 100) throw new Error(`load on ${target}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx of ${amount}`);
-  if (failed > 0) console.warn(`  (load on ${target}: ${failed} of ${amount} requests failed; CPU is divided by the ${result['2xx']} served)`);
-  return result;
+// ------------------------------------------------------------------------------------------------
+// Load
+
+/**
+ * Saturating: `amount` requests over 50 keep-alive connections, each sending its next request
+ * as soon as the previous one is answered (closed loop). Not autocannon: from one core its
+ * client served /hello at about 9,000 requests per second with the server's core 43 % busy
+ * (smoke run, shared machine), i.e. the load generator, not the server, set the pace; the
+ * client below costs a fraction of that per request.
+ */
+function saturate(port, url, amount) {
+  return drive(port, url, { amount, rate: Infinity, connections: PLAN.connections });
+}
+
+/** Paced: `amount` requests at `rate` per second (see drive()). */
+function paced(port, url, rate, amount) {
+  return drive(port, url, { amount, rate, connections: MAX_PACED_CONNECTIONS });
+}
+
+const STATUS_LINE = Buffer.from('HTTP/1.1 ');
+const MAX_PACED_CONNECTIONS = 64;
+
+/**
+ * The load generator: `amount` requests to `url`, issued at `rate` per second (open loop: a
+ * request is issued when it is due, whether earlier ones were answered or not; `Infinity`: all
+ * at once, which makes it closed loop over `connections`), one request in flight per keep-alive
+ * connection (a due request waits for a free connection when all are busy). autocannon's
+ * `overallRate` is not used for pacing: it sends each connection's quota at the start of every
+ * second, a burst that saturates the server for part of each second. Node's own HTTP client is
+ * not used either: at the ~20,000 requests per second that half a core of `/hello` takes, it
+ * could not keep the pace from one core. This client writes one prepared request and counts
+ * responses by their status lines (a native byte search; our servers' bodies never contain one).
+ */
+function drive(port, url, { amount, rate, connections }) {
+  const request = Buffer.from(`GET ${url} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const sockets = [];
+    const free = [];
+    let issued = 0;
+    let waiting = 0;
+    let answered = 0;
+    let failed = 0;
+    let latencySum = 0;
+    let settled = false;
+    const timer = setTimeout(() => settle(new Error(`load on ${url}: ${answered + failed} of ${amount} responses after ${MESSAGE_TIMEOUT_MS} ms`)), MESSAGE_TIMEOUT_MS);
+    const settle = (error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      for (const socket of sockets) socket.destroy();
+      if (error) reject(error);
+      else if (failed > amount / 100) reject(new Error(`load on ${url}: ${failed} of ${amount} requests failed (not 2xx)`));
+      else resolve({ served: answered, wallMs: performance.now() - started, latencyMeanMs: latencySum / Math.max(1, answered) });
+    };
+    const send = (socket) => {
+      socket.sentAt = performance.now();
+      socket.write(request);
+    };
+    const open = () => {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.setNoDelay(true);
+      let tail = Buffer.alloc(0);
+      socket.on('data', (chunk) => {
+        const data = tail.length > 0 ? Buffer.concat([tail, chunk]) : chunk;
+        for (let at = data.indexOf(STATUS_LINE); at !== -1; at = data.indexOf(STATUS_LINE, at + STATUS_LINE.length)) {
+          // '2' of a 2xx status (a status digit cut off by the chunk's end counts as answered)
+          if (data[at + STATUS_LINE.length] === undefined || data[at + STATUS_LINE.length] === 0x32) {
+            answered++;
+            latencySum += performance.now() - socket.sentAt;
+          } else failed++;
+          if (waiting > 0) {
+            waiting--;
+            send(socket);
+          } else free.push(socket);
+        }
+        // a status line split between two chunks is found in the next one
+        tail = data.subarray(Math.max(0, data.length - STATUS_LINE.length + 1));
+        if (answered + failed >= amount) settle();
+      });
+      socket.on('error', (error) => settle(new Error(`load on ${url}: ${error.message}`)));
+      // a server that closes a connection (or dies) mid-slice must not leave the runner waiting
+      socket.on('close', () => settle(new Error(`load on ${url}: the server closed a connection after ${answered + failed} of ${amount} responses`)));
+      sockets.push(socket);
+      return socket;
+    };
+    const tick = () => {
+      if (settled) return;
+      const due = rate === Infinity ? amount : Math.min(amount, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
+      for (; issued < due; issued++) {
+        if (free.length > 0) send(free.pop());
+        else if (sockets.length < connections) send(open());
+        else waiting++;
+      }
+      if (issued < amount) setTimeout(tick, 1);
+    };
+    tick();
+  });
 }
 
 // ------------------------------------------------------------------------------------------------
 // The phases
 
-/** Requests per slice for `route`: the baseline's throughput x PLAN.sliceSeconds, bounded. */
+/**
+ * On the baseline: saturating throughput and CPU per request, from which a slice's size is set.
+ * Saturating slices: throughput x sliceSeconds requests (bounded). Paced: the rate at which the
+ * baseline's core would be `pacedShare` busy, for sliceSeconds.
+ */
 async function calibrate(server, route) {
-  const load = await drive(server.port, route, PLAN.warmup[route]);
-  // Little's law: autocannon ends on its 1 s tick, so its duration overstates the time taken
-  const perSecond = PLAN.connections / (load.latency.mean / 1000);
-  const [low, high] = PLAN.sliceBounds[route];
-  return Math.round(Math.min(high, Math.max(low, perSecond * PLAN.sliceSeconds)) / 50) * 50;
+  const before = await server.cpuMicros();
+  const load = await saturate(server.port, route.url, Math.round(route.warmup * PLAN.warmupScale) || 100);
+  const cpuPerRequest = ((await server.cpuMicros()) - before) / load.served;
+  const perSecond = load.served / (load.wallMs / 1000);
+  const [low, high] = route.bounds;
+  const saturating = round50(Math.min(high, Math.max(low, perSecond * PLAN.sliceSeconds)));
+  return { cpuPerRequest, perSecond, saturating };
+}
+
+const round50 = (x) => Math.max(50, Math.round(x / 50) * 50);
+
+/**
+ * The paced rate: `pacedShare` of a core / the baseline's CPU per request under saturation
+ * (from the saturating rounds when they ran, else the calibration), then corrected once by a
+ * paced trial slice on the baseline: a request costs more CPU at a moderate rate than under
+ * saturation (less batching per event-loop turn), so the rate comes down (to half at most). It
+ * goes up by 20 % at most: a trial reading "not busy enough" is more likely a core shared with
+ * other work than requests costing less than under saturation.
+ */
+async function pacedRate(server, route, { cpuPerRequest }) {
+  const [, high] = route.bounds;
+  const first = (PLAN.pacedShare * 1e6) / cpuPerRequest;
+  const trialBefore = await server.cpuMicros();
+  const trial = await paced(server.port, route.url, first, round50(first * PLAN.sliceSeconds));
+  const trialBusy = ((await server.cpuMicros()) - trialBefore) / 1000 / trial.wallMs;
+  const rate = Math.max(10, Math.round(first * Math.min(1.2, Math.max(0.5, PLAN.pacedShare / trialBusy))));
+  return { rate, amount: round50(Math.min(high, rate * PLAN.sliceSeconds)), firstRate: Math.round(first), trialBusy };
 }
 
 /**
- * One round: each server in turn gets `slice` requests. A server's CPU per request is its CPU over
- * its own slice divided by the requests it served. A slice lasts about one uploadRate, so each
- * holds about one flush: window costs are spread over the requests of the time they cover, as in
- * a busy service (charging a server's idle time while the others are loaded to its own requests
- * would multiply its background costs by the number of configurations).
+ * One round: each server in turn gets the same load. A server's CPU per request is its CPU over
+ * its own slice divided by the requests it served; CPU in the gaps (while the others are loaded)
+ * is not charged, so background costs (sampling thread, flushes, uploads) count in proportion to
+ * the slices' length, as in a service under that load all the time.
  */
-async function oneRound(servers, route, slice, round) {
+async function oneRound(servers, route, shape, calibration, round) {
   const perRequest = {};
-  // the order turns each round (A B C D, B C D A, ...): no configuration always follows the same one
+  const busy = {};
+  const rate = {};
   const order = servers.map((_, i) => servers[(i + round) % servers.length]);
   for (const s of order) {
+    await sleep(Math.random() * PLAN.maxGapMs);
     const before = await s.cpuMicros();
     await s.ask('load-start');
-    const served = (await drive(s.port, route, slice))['2xx'];
+    const load = shape === 'paced'
+      ? await paced(s.port, route.url, calibration.paced.rate, calibration.paced.amount)
+      : await saturate(s.port, route.url, calibration.saturating);
     await s.ask('load-end');
-    perRequest[s.config] = ((await s.cpuMicros()) - before) / served;
+    const cpu = (await s.cpuMicros()) - before;
+    perRequest[s.config] = cpu / load.served;
+    busy[s.config] = cpu / 1000 / load.wallMs;
+    rate[s.config] = load.served / (load.wallMs / 1000);
   }
-  return perRequest;
+  return { perRequest, busy, rate };
 }
 
-/** All four servers up at once for `route`, rounds of A B C D slices (order turning), then their figures. */
-async function routePhase(route, ctx) {
+/** A route's servers up at once; its shapes' rounds in turn; then each server's side figures. */
+async function routePhases(routeKey, shapes, ctx) {
+  const route = ROUTES[routeKey];
+  // every server any of this route's shapes measures; each shape's rounds load its own list
+  const configs = [...new Set(shapes.flatMap(({ shape }) => configsFor(routeKey, shape)))];
   const servers = [];
+  const phases = [];
   try {
-    for (const key of CONFIG_KEYS) {
-      const server = await ServerProcess.start(key, ctx);
+    for (const key of configs) {
+      const server = await ServerProcess.start(key, ctx, { preload: route.preload });
       servers.push(server);
-      await drive(server.port, route, PLAN.warmup[route]);
+      await saturate(server.port, route.url, Math.round(route.warmup * PLAN.warmupScale) || 100);
     }
-    const slice = (PLAN.slice[route] ??= await calibrate(servers[0], route));
-    console.log(`bench: ${route}: ${PLAN.rounds} rounds of ${servers.map((s) => s.config).join(' ')}, ${slice} requests per slice`);
+    const calibration = await calibrate(servers[0], route);
+    // what the baseline did under saturation, for the paced rate: its rounds when they ran
+    let saturated = { cpuPerRequest: calibration.cpuPerRequest, throughput: calibration.perSecond };
     const uploadsBefore = Object.fromEntries(servers.map((s) => [s.config, ctx.ingest.received(appName(s.config))]));
-    const rounds = [];
-    for (let round = 1; round <= PLAN.rounds; round++) {
-      const r = await oneRound(servers, route, slice, round - 1);
-      rounds.push(r);
-      console.log(`  round ${round}: ${servers.map((s) => `${s.config} ${r[s.config].toFixed(1)}`).join(', ')} µs/req`);
+    for (const { shape, rounds: roundCount } of shapes) {
+      const startedAt = Date.now();
+      const measured = configsFor(routeKey, shape);
+      const inPhase = servers.filter((s) => measured.includes(s.config));
+      if (shape === 'paced') calibration.paced = await pacedRate(servers[0], route, saturated);
+      const size = shape === 'paced' ? `${calibration.paced.amount} requests at ${calibration.paced.rate}/s` : `${calibration.saturating} requests, 50 connections`;
+      console.log(`bench: ${route.label} ${shape}: ${roundCount} rounds of ${inPhase.length} servers, ${size} per slice`);
+      const rounds = [];
+      for (let round = 0; round < roundCount; round++) {
+        const r = await oneRound(inPhase, route, shape, calibration, round);
+        rounds.push(r);
+        console.log(`  round ${round + 1}: ${inPhase.map((s) => `${s.config} ${r.perRequest[s.config].toFixed(1)}`).join(', ')} µs/req`);
+      }
+      if (shape === 'saturating') {
+        saturated = { cpuPerRequest: report.median(rounds.map((r) => r.perRequest.baseline)), throughput: report.median(rounds.map((r) => r.rate.baseline)) };
+      }
+      phases.push({
+        route: routeKey,
+        url: route.url,
+        label: route.label,
+        shape,
+        configs: measured,
+        calibration: { ...calibration },
+        rounds: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.perRequest[c])])),
+        busy: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.busy[c])])),
+        achievedRate: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.rate[c])])),
+        seconds: (Date.now() - startedAt) / 1000,
+      });
     }
-    const cells = [];
+    const servers_ = {};
     for (const s of servers) {
       const uploadsMeasured = ctx.ingest.received(appName(s.config)) - uploadsBefore[s.config];
       const stats = await s.ask('stats');
       const closed = await s.close();
       const ingest = ctx.ingest.take(appName(s.config));
-      cells.push({
-        config: s.config,
-        route,
-        slice,
-        rounds: rounds.map((r) => r[s.config]),
+      servers_[s.config] = {
         eldP99Ms: report.median(stats.eldSlices.map((x) => x.p99Ms)),
         eldMaxMs: Math.max(...stats.eldSlices.map((x) => x.maxMs)),
         maxRssMB: stats.maxRssMB,
@@ -210,9 +430,11 @@ async function routePhase(route, ctx) {
         bytesPerMin: (ingest.bytes / s.lifetimeMs) * 60_000,
         ingest,
         profiler: closed.profiler,
-      });
+        engineFloor: stats.engineFloor,
+      };
     }
-    return cells;
+    for (const phase of phases) phase.servers = servers_;
+    return phases;
   } finally {
     for (const s of servers) s.kill();
   }
@@ -220,11 +442,11 @@ async function routePhase(route, ctx) {
 
 /** The longest block while idle across one upload (after a short mixed load), and the startup block. */
 async function flushProbe(config, ctx) {
-  const server = await ServerProcess.start(config, ctx);
+  const server = await ServerProcess.start(config, ctx, { uploadRate: PLAN.probeUploadRate });
   try {
-    await drive(server.port, ROUTES, PLAN.probeRequests);
+    for (const url of [ROUTES.hello.url, ROUTES.orders.url, ROUTES.ping.url]) await saturate(server.port, url, Math.max(50, PLAN.probeRequests / 3));
     const uploadsBefore = ctx.ingest.received(appName(config));
-    const watched = await server.ask('watch', { ms: UPLOAD_RATE_MS + 500 });
+    const watched = await server.ask('watch', { ms: report.durationMs(PLAN.probeUploadRate) + 500 });
     const uploads = ctx.ingest.received(appName(config)) - uploadsBefore;
     await server.close();
     ctx.ingest.take(appName(config));
@@ -252,64 +474,73 @@ async function labelAccuracy() {
 
 // ------------------------------------------------------------------------------------------------
 
-function machine() {
+function machine(place) {
   const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
   return {
     node: process.version,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    nproc: os.availableParallelism(),
+    nproc: os.cpus().length, // availableParallelism() would say 1 once the runner is pinned
     cpuModel: os.cpus()[0].model.trim(),
+    placement: place.text,
     loadBefore: load(),
     loadAfter: undefined,
     load,
   };
 }
 
-/** BENCH_CPU_ONLY=1 (diagnosis): the CPU figures only, no probe, accuracy or RESULTS.md. */
-function printCpuOnly(summary) {
-  for (const [config, { routes }] of Object.entries(summary)) {
-    const cells = Object.entries(routes).map(
-      ([route, r]) => `${route} ${r.cpuPerRequest.toFixed(1)} µs/req, ratio ${r.ratio.toFixed(3)} (paired ${r.pairedRatio.toFixed(3)})`,
-    );
-    console.log(`  ${config.padEnd(10)} ${cells.join(' | ')}`);
-  }
-}
-
 async function main() {
   const started = Date.now();
-  const env = machine();
+  const place = placement();
+  const env = machine(place);
   const nodeMajor = Number(process.versions.node.split('.')[0]);
-  console.log(`bench: Node ${env.node}, ${env.nproc} cores, load average ${env.loadBefore}${QUICK ? ' (BENCH_QUICK)' : ''}${process.env.BENCH_PRELOAD ? ` (BENCH_PRELOAD=${process.env.BENCH_PRELOAD})` : ''}`);
+  console.log(`bench: Node ${env.node}, ${env.nproc} cores, ${place.text}, load average ${env.loadBefore}${QUICK ? ' (BENCH_QUICK: smoke test, figures not meaningful)' : ''}`);
   const greet = compileGreetHandlers();
   const ingest = new IngestStandIn();
-  const ctx = { ingest, ingestUrl: await ingest.listen(), greetRoutesJs: greet.routesJs };
+  const ctx = { ingest, ingestUrl: await ingest.listen(), greetRoutesJs: greet.routesJs, placement: place };
   try {
-    const cells = [];
-    for (const route of ROUTES) cells.push(...(await routePhase(route, ctx)));
-    if (process.env.BENCH_CPU_ONLY === '1') return printCpuOnly(report.summarize(cells, {}, ROUTES));
-    console.log('bench: flush probe (idle across one upload, longest block)');
+    const phases = [];
+    const routeOrder = [...new Set(PLAN.phases.map((p) => p.route))];
+    for (const route of routeOrder) phases.push(...(await routePhases(route, PLAN.phases.filter((p) => p.route === route), ctx)));
+
     const probe = {};
-    for (const { key } of report.CONFIGS) {
-      probe[key] = await flushProbe(key, ctx);
-      const p = probe[key];
-      console.log(`  ${key.padEnd(10)} ${p.cpuMs.toFixed(1)} ms CPU (${p.cpuSource}), ${p.wallMs.toFixed(1)} ms wall, uploads ${p.uploads}`);
+    if (!SKIP.includes('probe')) {
+      console.log(`bench: flush probe (idle across one upload at uploadRate ${PLAN.probeUploadRate}, longest block)`);
+      for (const key of ['baseline', 'continuous', 'idle', 'pyroscope']) {
+        probe[key] = await flushProbe(key, ctx);
+        const p = probe[key];
+        console.log(`  ${key.padEnd(10)} ${p.cpuMs.toFixed(1)} ms CPU (${p.cpuSource}), ${p.wallMs.toFixed(1)} ms wall, uploads ${p.uploads}`);
+      }
     }
-    console.log('bench: label accuracy (test/fixtures/accuracy-workload.js)');
-    const accuracy = await labelAccuracy();
+    let accuracy;
+    if (!SKIP.includes('accuracy')) {
+      console.log('bench: label accuracy (test/fixtures/accuracy-workload.js)');
+      accuracy = await labelAccuracy();
+    }
 
     env.loadAfter = env.load();
-    const summary = report.summarize(cells, probe, ROUTES);
-    const targets = report.evaluateTargets({ summary, probe, accuracy, nodeMajor });
     const elapsedS = (Date.now() - started) / 1000;
-    const section = report.markdownSection({ env, plan: PLAN, summary, probe, accuracy, targets, routes: ROUTES, elapsedS });
+    const tag = process.env.BENCH_TAG ? `-${process.env.BENCH_TAG.replace(/[^\w-]/g, '')}` : '';
+    const sectionKey = `${nodeMajor}${tag}`;
+    const run = { env: { ...env, load: undefined, nodeMajor, tag, elapsedS }, plan: PLAN, phases, probe, accuracy };
+    const analysis = report.analyze(run);
+    const section = report.markdownSection(run, analysis);
     console.log(`\n${section}\n`);
-    if ((!QUICK || process.env.BENCH_WRITE === '1') && !process.env.BENCH_PRELOAD) {
-      report.writeResults(RESULTS_FILE, nodeMajor, section);
-      console.log(`bench: wrote the Node ${nodeMajor} section of ${path.relative(process.cwd(), RESULTS_FILE)}`);
+    console.log(`README column for Node ${nodeMajor} (all columns: node bench/report.js --readme):\n`);
+    console.log(`${report.readmeTable([{ run, analysis }])}\n`);
+    // only a full run replaces a Node version's section and file; a partial or quick one only if asked
+    const partial = QUICK || Boolean(process.env.BENCH_PHASES || process.env.BENCH_SKIP || process.env.BENCH_PRELOAD);
+    const write = !partial || process.env.BENCH_WRITE === '1';
+    const jsonFile = process.env.BENCH_JSON || (write ? path.join(__dirname, 'results', `node${sectionKey}.json`) : undefined);
+    if (jsonFile) {
+      fs.mkdirSync(path.dirname(jsonFile), { recursive: true });
+      fs.writeFileSync(jsonFile, `${JSON.stringify(run, null, 1)}\n`);
+      console.log(`bench: raw figures in ${path.relative(process.cwd(), jsonFile)}`);
     }
-    if (process.env.BENCH_JSON) {
-      fs.writeFileSync(process.env.BENCH_JSON, JSON.stringify({ env: { ...env, load: undefined }, plan: PLAN, cells, probe, accuracy, summary, targets }, null, 2));
+    if (write) {
+      report.writeResults(RESULTS_FILE, sectionKey, section);
+      console.log(`bench: wrote the Node ${sectionKey} section of ${path.relative(process.cwd(), RESULTS_FILE)}`);
     }
+    console.log(`bench: took ${elapsedS.toFixed(0)} s`);
   } finally {
     greet.cleanup();
     await ingest.close();

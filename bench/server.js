@@ -1,11 +1,12 @@
 'use strict';
 /**
- * One benchmark server: a Fastify app with `/hello` and greet's `/ping`, in one of the four
- * configurations, driven by bench/run.js over IPC. Started with `fork`, one process per
+ * One benchmark server: a Fastify app with `/hello`, greet's `/ping` and the realistic
+ * `/orders` route, in one configuration, driven by bench/run.js over IPC. One process per
  * configuration, so profilers never share a process (and @pyroscope/nodejs's older copy of the
  * engine never meets ours). It uploads as app `bench-<config>`.
  *
  *   argv: CONFIG INGEST_URL GREET_ROUTES_JS UPLOAD_RATE
+ *   env:  BENCH_SERVER_PRELOAD=typescript,... modules loaded first (a sizeable module graph)
  *
  * The first message is sent unasked: `listening`, with the port and the startup block. Then
  * requests from the runner, each answered with one message:
@@ -24,9 +25,77 @@ const { BlockWatch, longestBlockDuring } = require('./block-watch');
 const [config, ingestUrl, greetRoutesJs, uploadRate] = process.argv.slice(2);
 const appName = `bench-${config}`;
 
+/**
+ * The engine as the plugin starts it, minus everything that is the plugin's own work: the same
+ * EngineProfiler (dist/profilers: TimeProfiler + HeapProfiler), the plugin's defaults for sample
+ * rate, profile types and heap interval (dist/options DEFAULTS, overridable like the plugin's
+ * `sampleRate`), `withContexts: true` and `useCPED` exactly when the plugin would use it, a window
+ * collected (captured, projected, encoded, gzipped) every uploadRate. What it leaves out: label
+ * propagation (no context is ever set or entered: the labeler below only asks for contexts),
+ * Fastify hooks, the controller and its CPU meter, uploads. The plugin's own cost is its figure
+ * minus this one.
+ */
+/** The engine floor's own account (it uploads nothing): windows collected, CPU samples in the last. */
+let engineFloorStats;
+
+async function engineFloor(app, sampleRate) {
+  const { EngineProfiler } = require('../dist/profilers');
+  const { DEFAULTS } = require('../dist/options');
+  const { asyncContextFrameActive } = require('../dist/labels/propagation');
+  const useCPED = asyncContextFrameActive();
+  const contextsOnly = {
+    timeProfilerOptions: () => ({ withContexts: true, useCPED }),
+    activate() {},
+    deactivate() {},
+    generateLabels: () => ({}),
+  };
+  const windowMs = durationMs(uploadRate);
+  const profiler = new EngineProfiler({
+    sampleRate: sampleRate ?? DEFAULTS.sampleRate,
+    heapSamplingInterval: DEFAULTS.heapSamplingInterval,
+    profileTypes: DEFAULTS.profileTypes,
+    windowMs,
+    labeler: contextsOnly,
+  });
+  let timer;
+  let windowStart = Date.now();
+  engineFloorStats = { useCPED, sampleRate: sampleRate ?? DEFAULTS.sampleRate, windows: 0, lastWindowSamples: 0, collectFailures: 0 };
+  const count = (collected) => {
+    engineFloorStats.windows++;
+    engineFloorStats.lastWindowSamples = collected.profiles.filter((p) => p.kind === 'cpu').reduce((n, p) => n + p.sampleCount, 0);
+  };
+  const nextWindow = () => {
+    const window = { startMs: windowStart, endMs: Date.now() };
+    windowStart = window.endMs;
+    return window;
+  };
+  app.addHook('onReady', async () => {
+    profiler.start();
+    windowStart = Date.now();
+    timer = setInterval(() => {
+      profiler.collect(nextWindow()).then(count, (error) => {
+        engineFloorStats.collectFailures++;
+        console.error(`engine floor: collect failed: ${error}`);
+      });
+    }, windowMs);
+    timer.unref();
+  });
+  app.addHook('onClose', async () => {
+    clearInterval(timer);
+    await profiler.stop(nextWindow());
+  });
+}
+
 /** What each configuration adds to the app before it becomes ready. */
 const CONFIGURE = {
   async baseline() {},
+
+  // a second baseline (A/A): how far two identical servers' figures drift apart in one run
+  async 'baseline-again'() {},
+
+  async engine(app) {
+    await engineFloor(app);
+  },
 
   async continuous(app) {
     await app.register(require('../dist'), { appName, serverAddress: ingestUrl, cpuThreshold: 0, uploadRate });
@@ -52,14 +121,8 @@ const CONFIGURE = {
   },
 };
 
-/**
- * Diagnosis only (BENCH_EXTRA=baseline-again,disabled,large-graph,loaded,engine). `engine`: the engine as
- * the plugin runs it (CPU time at 100 Hz with contexts, heap sampling, a window collected every
- * uploadRate), without labels, hooks or uploads.
- */
+/** Diagnosis only (BENCH_EXTRA=disabled,large-graph,loaded,idle-heap). */
 const EXTRA = {
-  // a second baseline (A/A): how far two identical servers' figures drift apart in one run
-  async 'baseline-again'() {},
   // the plugin registered with enabled: false: the decorator only, no hook, no timer
   async disabled(app) {
     await app.register(require('../dist'), { appName, serverAddress: ingestUrl, enabled: false });
@@ -71,29 +134,30 @@ const EXTRA = {
   async 'large-graph'() {
     require('typescript');
   },
+  // `idle` with the heap sampler running from ready (what heapThreshold/memoryThreshold do): 1000 ‰
+  // of the heap limit is never reached, so no session starts; bench/heap-sampler-idle.js
+  async 'idle-heap'(app) {
+    await app.register(require('../dist'), { appName, serverAddress: ingestUrl, cpuThreshold: 1000, heapThreshold: 1000, checkInterval: '1h', uploadRate });
+  },
   // the engine's package loaded (its native addon included), nothing started
   async loaded() {
     require('@datadog/pprof');
   },
-  async engine(app) {
-    const { time, heap } = require('@datadog/pprof');
-    let timer;
-    app.addHook('onReady', async () => {
-      time.start({ intervalMicros: 10_000, durationMillis: durationMs(uploadRate), collectCpuTime: true, withContexts: true, lineNumbers: false });
-      heap.start(524_288, 64);
-      timer = setInterval(() => {
-        time.stop(true);
-        heap.profile();
-      }, durationMs(uploadRate));
-    });
-    app.addHook('onClose', async () => {
-      clearInterval(timer);
-      time.stop(false);
-      heap.stop();
-    });
-  },
 };
 Object.assign(CONFIGURE, EXTRA);
+
+/**
+ * Sample-rate variants, e.g. `continuous-19hz` (the plugin, continuous, `sampleRate: 19`) and
+ * `engine-19hz` (the engine floor at 19 Hz).
+ */
+function configure(name) {
+  if (CONFIGURE[name]) return CONFIGURE[name];
+  const m = /^(continuous|engine)-(\d+)hz$/.exec(name);
+  if (!m) return undefined;
+  const sampleRate = Number(m[2]);
+  if (m[1] === 'engine') return (app) => engineFloor(app, sampleRate);
+  return (app) => app.register(require('../dist'), { appName, serverAddress: ingestUrl, cpuThreshold: 0, uploadRate, sampleRate });
+}
 
 function durationMs(text) {
   const m = /^(\d+)(ms|s)$/.exec(text);
@@ -101,9 +165,78 @@ function durationMs(text) {
   return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
-function buildApp() {
+/**
+ * The realistic route: what a small JSON API endpoint does per request. A querystring validated
+ * by its schema (Ajv), one await on real I/O (a 512-byte read through an open FileHandle: a round
+ * trip to libuv's thread pool, as a database or cache client makes), 50 objects built and
+ * serialized through a response schema (fast-json-stringify). Its servers also load a sizeable
+ * module graph first (BENCH_SERVER_PRELOAD=typescript, set by the runner), as real services have.
+ */
+const ORDER = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    sku: { type: 'string' },
+    name: { type: 'string' },
+    status: { type: 'string' },
+    quantity: { type: 'integer' },
+    unitPrice: { type: 'number' },
+    currency: { type: 'string' },
+    createdAt: { type: 'string' },
+    tags: { type: 'array', items: { type: 'string' } },
+  },
+  required: ['id', 'sku', 'name', 'status', 'quantity', 'unitPrice', 'currency', 'createdAt', 'tags'],
+};
+const ORDERS_SCHEMA = {
+  querystring: {
+    type: 'object',
+    properties: {
+      limit: { type: 'integer', minimum: 1, maximum: 100, default: 50 },
+      offset: { type: 'integer', minimum: 0, default: 0 },
+      status: { type: 'string', enum: ['open', 'shipped', 'cancelled'], default: 'open' },
+    },
+    additionalProperties: false,
+  },
+  response: {
+    200: {
+      type: 'object',
+      properties: { total: { type: 'integer' }, offset: { type: 'integer' }, items: { type: 'array', items: ORDER } },
+    },
+  },
+};
+const REALISTIC_URL = '/orders?limit=50&offset=100&status=open';
+
+async function registerOrders(app) {
+  const { open } = require('node:fs/promises');
+  const file = await open(__filename, 'r');
+  const buffer = Buffer.alloc(512);
+  app.addHook('onClose', async () => file.close());
+  app.get('/orders', { schema: ORDERS_SCHEMA }, async (request) => {
+    const { limit, offset, status } = request.query;
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+    const items = new Array(limit);
+    for (let i = 0; i < limit; i++) {
+      const id = offset + i;
+      items[i] = {
+        id,
+        sku: `SKU-${(id * 7919) % 100_000}`,
+        name: `Item ${id} of the catalogue`,
+        status,
+        quantity: (id * 31 + bytesRead) % 17,
+        unitPrice: Math.round(((id * 13) % 10_000) + 99) / 100,
+        currency: 'EUR',
+        createdAt: new Date(1_700_000_000_000 + id * 60_000).toISOString(),
+        tags: id % 3 === 0 ? ['priority', 'gift'] : ['standard'],
+      };
+    }
+    return { total: 10_000, offset, items };
+  });
+}
+
+async function buildApp() {
   const app = Fastify({ logger: false });
   app.get('/hello', async () => ({ hello: 'world' }));
+  await registerOrders(app);
   // greet's own route, handler and ping logic (simulateCPULoad, 1,000,000 iterations)
   const { registerHandlers } = require(path.resolve(greetRoutesJs));
   registerHandlers(app, { config: { SimulateCPULoad: true } });
@@ -142,6 +275,7 @@ const HANDLERS = {
     eldSlices: slices,
     maxRssMB: process.resourceUsage().maxRSS / 1024,
     profiler: profilerStats(app),
+    engineFloor: engineFloorStats,
   }),
   watch: (_app, msg) => {
     const watch = new BlockWatch();
@@ -167,14 +301,20 @@ async function answer(app, msg) {
 async function main() {
   // BENCH_PRELOAD=typescript,... (diagnosis): every configuration, the baseline included, first
   // loads these modules, as a service with a large module graph of its own would have
-  for (const name of (process.env.BENCH_PRELOAD || '').split(',').filter(Boolean)) require(name);
-  if (!CONFIGURE[config]) throw new Error(`unknown configuration ${JSON.stringify(config)}; expected one of ${Object.keys(CONFIGURE).join(', ')}`);
-  const app = buildApp();
-  await CONFIGURE[config](app);
+  const preload = [process.env.BENCH_PRELOAD, process.env.BENCH_SERVER_PRELOAD].filter(Boolean).join(',');
+  for (const name of new Set(preload.split(',').filter(Boolean))) require(name);
+  const setup = configure(config);
+  if (!setup) throw new Error(`unknown configuration ${JSON.stringify(config)}; expected one of ${Object.keys(CONFIGURE).join(', ')}, continuous-NNhz, engine-NNhz`);
+  const app = await buildApp();
+  await setup(app);
   // ready() is where the profilers start (ours in its onReady; @pyroscope/nodejs in ours above)
   const startup = await longestBlockDuring(() => app.ready());
   await app.listen({ host: '127.0.0.1', port: 0 });
   process.on('message', (msg) => void answer(app, msg));
+  // the realistic route answers as it should (schema defaults, 50 items) before anything is measured
+  const probe = await app.inject(REALISTIC_URL);
+  const body = probe.json();
+  if (probe.statusCode !== 200 || body.items.length !== 50) throw new Error(`${REALISTIC_URL} answered ${probe.statusCode} with ${body.items && body.items.length} items`);
   process.send({ type: 'listening', port: app.server.address().port, startup, node: process.version, profiler: profilerStats(app) });
 }
 

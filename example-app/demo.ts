@@ -39,6 +39,11 @@ const PING_BODY = JSON.stringify({ msg: 'pong' });
  */
 const KEEP_FUNCTIONS_VISIBLE = ['--no-turbo-inlining', '--no-maglev-inlining'];
 
+/** Said on screen, so nobody expects the same flame graph from a service run without the flags. */
+export const INLINING_NOTE =
+  `Note: greet runs with ${KEEP_FUNCTIONS_VISIBLE.join(' ')} so that simulateCPULoad keeps its own frame; ` +
+  'in production V8 inlines hot functions and books their time to the caller (README: Troubleshooting).';
+
 interface Settings {
   seconds: number;
   repoRoot: string;
@@ -257,6 +262,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const settings = readSettings(env);
   console.log(`fastify-continuous-profiling demo: profiles and report in ${settings.runDir}`);
   if (settings.pyroscope) console.log(`Pushing to Pyroscope at ${settings.pyroscope} as well (PYROSCOPE_SERVER_ADDRESS)`);
+  console.log(INLINING_NOTE);
 
   const on = await runPhase(settings, { name: 'on', simulateCPULoad: true });
   checkLoadedPhase(on);

@@ -91,6 +91,14 @@ export class CpuUsageMeter {
     return this.availableCores;
   }
 
+  /**
+   * A new starting point: the next measure() covers only the time from now. `last` is kept (a
+   * reading that would span start-up, module loading and a profiler start is not usage).
+   */
+  async baseline(): Promise<void> {
+    this.previous = await this.source();
+  }
+
   /** Usage since the previous reading, in per mille. */
   async measure(): Promise<number> {
     const current = await this.source();

@@ -69,17 +69,46 @@ function truncate(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max)}...(${text.length} chars)` : text;
 }
 
-/** An option has a value the plugin cannot use. Thrown (or rejected from `ready()`) at registration. */
+/** One thing wrong with the options: which option, what was received (secret-free), what is allowed. */
+export interface OptionProblem {
+  option: string;
+  received: string;
+  expected: string;
+}
+
+/**
+ * An option has a value the plugin cannot use. Thrown (or rejected from `ready()`) at registration.
+ * One error reports every problem of a registration: `problems` lists them, `option` names the first.
+ */
 export class ProfilingOptionError extends Error {
   readonly code = 'FST_CONTINUOUS_PROFILING_INVALID_OPTION';
-  /** the option's name, or its path like `tags.region` */
+  /** the (first) option's name, or its path like `tags.region` */
   readonly option: string;
+  /** every problem found, in the order the options were checked */
+  problems: readonly OptionProblem[];
 
   constructor(option: string, value: unknown, expected: string) {
-    super(`Invalid option "${describeOptionName(option)}": got ${describeValue(option, value)}; expected ${expected}`);
+    const problem = { option, received: describeValue(option, value), expected };
+    super(problemText(problem));
     this.name = 'ProfilingOptionError';
     this.option = option;
+    this.problems = [problem];
   }
+
+  /** One error for all of them (the error itself when there is one). */
+  static combine(errors: readonly ProfilingOptionError[]): ProfilingOptionError {
+    if (errors.length === 1) return errors[0];
+    const problems = errors.flatMap((error) => error.problems);
+    const combined = new ProfilingOptionError(problems[0].option, undefined, problems[0].expected);
+    combined.problems = problems;
+    // one line, as every message of this plugin (a log line must not be split by option values)
+    combined.message = `Invalid options (${problems.length} problems): ${problems.map((p, i) => `(${i + 1}) ${problemText(p)}`).join(' ')}`;
+    return combined;
+  }
+}
+
+function problemText(problem: OptionProblem): string {
+  return `Invalid option "${describeOptionName(problem.option)}": got ${problem.received}; expected ${problem.expected}`;
 }
 
 /** A second profiler was registered while another one is active in this process. */

@@ -99,7 +99,6 @@ const PROFILE_TYPE_KEYS = ['CPU', 'Memory', 'Goroutines', 'Mutex', 'Block', 'Log
 const UNSUPPORTED_PROFILE_TYPES = {
   Goroutines: 'Node.js has no goroutines (one JavaScript thread runs the event loop)',
   Mutex: 'Node.js has no mutex contention profile',
-  Block: 'Node.js has no blocking profile',
 } as const;
 
 type ProfilingKey = (typeof PROFILING_KEYS)[number];
@@ -113,8 +112,10 @@ type ProfilingKey = (typeof PROFILING_KEYS)[number];
  * - `CheckInterval`, `ProfilingDuration`, `UploadRate` (alias `UploadDuration`) -> same names,
  *   passed as written; giving both `UploadRate` and `UploadDuration` with different values is an error.
  * - `AuthUser` / `AuthPassword` -> `basicAuthUser` / `basicAuthPassword`.
- * - `ProfileType.CPU` -> `profileTypes.cpu`, `ProfileType.Memory` -> `profileTypes.heap`;
- *   `Goroutines`, `Mutex`, `Block` set to true log one warning each and are ignored.
+ * - `ProfileType.CPU` -> `profileTypes.cpu`, `ProfileType.Memory` -> `profileTypes.heap`,
+ *   `ProfileType.Block` -> `profileTypes.wall` (logged once at info: Go's block profile is time
+ *   spent waiting; in Node that is time the event loop is blocked or idle, which wall time shows);
+ *   `Goroutines` and `Mutex` set to true log one warning each and are ignored.
  *
  * Throws `ProfilingOptionError` for an unknown key (naming it and listing the known ones) and for
  * a value of the wrong type (naming the key, the value and the expected type).
@@ -136,7 +137,7 @@ export function fromGoZeroConfig(
       uploadRate: uploadRateOf(block),
       basicAuthUser: optionalString(block, 'AuthUser'),
       basicAuthPassword: optionalString(block, 'AuthPassword'),
-      profileTypes: profileTypesOf(block, warn),
+      profileTypes: profileTypesOf(block, warn, (message, option) => context.logger?.info({ option }, message)),
       outputDir: context.outputDir,
     }),
   };
@@ -252,6 +253,7 @@ function uploadRateOf(block: Block<ProfilingKey>): string | undefined {
 function profileTypesOf(
   block: Block<ProfilingKey>,
   warn: (message: string, option: string) => void,
+  info: (message: string, option: string) => void,
 ): GoZeroMappedOptions['profileTypes'] {
   const raw = block.get('ProfileType');
   if (raw === undefined) return undefined;
@@ -265,11 +267,19 @@ function profileTypesOf(
   // Logger: this plugin logs upload failures whatever it says; accepted so go-zero configs load.
   optionalBoolean(types, 'Logger');
 
-  const result: { cpu?: boolean; heap?: boolean } = {};
+  const result: { cpu?: boolean; heap?: boolean; wall?: boolean } = {};
   const cpu = optionalBoolean(types, 'CPU');
   if (cpu !== undefined) result.cpu = cpu;
   const memory = optionalBoolean(types, 'Memory');
   if (memory !== undefined) result.heap = memory;
+  const blocking = optionalBoolean(types, 'Block');
+  if (blocking === true) {
+    result.wall = true;
+    info(
+      `${types.pathOf('Block')}: mapped to profileTypes.wall (wall time shows where the event loop is blocked, Node's counterpart of Go's block profile)`,
+      types.pathOf('Block'),
+    );
+  }
   return Object.keys(result).length > 0 ? result : undefined;
 }
 

@@ -31,9 +31,12 @@ import {
   type LabelPropagator,
 } from './labels/propagation';
 import { RouteLabelCache, type RouteProfilingConfig } from './labels/route-labels';
+import { sampleLabelsOf, SpanSampleContext, type SpanProfiles, type SpanProfileStats } from './labels/spans';
 
 export type { LabelMode } from './labels/propagation';
 export type { RouteProfilingConfig } from './labels/route-labels';
+export { loadSpanProfiles, spanProfilesProcessor, SPAN_ID_LABEL, SPAN_NAME_LABEL, PROFILE_ID_ATTRIBUTE } from './labels/spans';
+export type { SpanProfiles, SpanProfileStats } from './labels/spans';
 export { OVERFLOW_VALUE } from './labels/cardinality';
 export {
   BUILTIN_LABEL_NAMES,
@@ -68,6 +71,8 @@ export interface LabelOptions {
   forceMode?: LabelMode;
   /** the profiler's context API (tests); default @datadog/pprof's `time` */
   engine?: ContextEngine;
+  /** OpenTelemetry span profiles, when the option allows them and the API loaded */
+  spans?: SpanProfiles;
 }
 
 export interface LabelStats {
@@ -83,6 +88,8 @@ export interface LabelStats {
   labelsInvalid: number;
   /** times the engine refused a context while active (labelling then stops for the session) */
   engineErrors: number;
+  /** OpenTelemetry span profiles, when loaded */
+  spans?: SpanProfileStats;
 }
 
 /** Thrown by withLabels for a label name Pyroscope would refuse (a programming error). */
@@ -143,6 +150,7 @@ export class RequestLabels {
     this.propagator ??= createPropagator(this.detectMode(), this.opts.engine);
     this.propagator.enable();
     this.cap.resetWindow();
+    this.opts.spans?.activate();
     this.activeValue = true;
   }
 
@@ -150,12 +158,16 @@ export class RequestLabels {
   deactivate(): void {
     if (!this.activeValue) return;
     this.activeValue = false;
+    this.opts.spans?.deactivate();
     this.propagator?.disable();
   }
 
-  /** For time.stop(restart, generateLabels): a sample's context as its (capped) string labels. */
+  /**
+   * For time.stop(restart, generateLabels): a sample's context as its (capped) string labels.
+   * Span contexts become their route labels + span_name + span_id here, once per context.
+   */
   readonly generateLabels = (args: GenerateLabelsArgs): Record<string, string> =>
-    this.cap.apply(labelsOfContext(args.context?.context)) as Record<string, string>;
+    this.cap.apply(sampleLabelsOf(labelsOfContext(args.context?.context))) as Record<string, string>;
 
   /** Fastify callback-style onRequest hook: runs the rest of the request inside its labels. */
   readonly onRequest = (request: FastifyRequest, _reply: FastifyReply, done: DoneCallback): void => {
@@ -168,8 +180,44 @@ export class RequestLabels {
       done();
       return;
     }
+    const spans = this.opts.spans;
+    if (spans !== undefined && spans.enabled) {
+      // a sampled trace: one context object per request (route labels + root span)
+      const spanContext = spans.contextForRequest(labels);
+      if (spanContext !== undefined) {
+        this.propagator.run(spanContext, done);
+        return;
+      }
+    }
     // route label sets are cached per route and method: the same objects come back (reused)
     this.propagator.run(labels, done, true);
+  };
+
+  /**
+   * Fastify preHandler hook, added only when span profiles are possible: a second look for the
+   * request's span when onRequest found none. Tracers that start their request span in an
+   * onRequest hook registered after this plugin's (@fastify/otel registered later) have a span
+   * by now; the onRequest stage's few samples then lack span_id, the handler's carry it.
+   */
+  readonly onPreHandler = (request: FastifyRequest, _reply: FastifyReply, done: DoneCallback): void => {
+    const spans = this.opts.spans;
+    const propagator = this.propagator;
+    if (!this.activeValue || spans === undefined || !spans.enabled || propagator === undefined) {
+      done();
+      return;
+    }
+    const current = propagator.current();
+    if (current instanceof SpanSampleContext) {
+      done();
+      return;
+    }
+    const labels = this.requestLabels(request);
+    const spanContext = labels === undefined ? undefined : spans.contextForRequest(current ?? labels);
+    if (spanContext === undefined) {
+      done();
+      return;
+    }
+    propagator.run(spanContext, done);
   };
 
   /**
@@ -183,7 +231,13 @@ export class RequestLabels {
     this.assertLabelNames(labels);
     const propagator = this.propagator;
     if (!this.activeValue || propagator === undefined) return fn();
-    const merged = extendLabels(propagator.current(), labels, this.maxLabels, this.drops);
+    const current = propagator.current();
+    if (current instanceof SpanSampleContext) {
+      // the request's span stays: only its label set is extended
+      const extended = extendLabels(current.labels, labels, this.maxLabels, this.drops);
+      return propagator.run(new SpanSampleContext(extended, current.root), fn);
+    }
+    const merged = extendLabels(current, labels, this.maxLabels, this.drops);
     return propagator.run(merged, fn);
   }
 
@@ -197,6 +251,7 @@ export class RequestLabels {
       labelsOverLimit: this.drops.overLimit,
       labelsInvalid: this.drops.invalidNames + this.drops.invalidValues,
       engineErrors: this.propagator?.engineErrors ?? 0,
+      spans: this.opts.spans?.stats(),
     };
   }
 

@@ -22,6 +22,8 @@ import {
 /** A duration: milliseconds, or a Go duration string such as '500ms', '15s', '2m', '1h30m'. */
 const Duration = Type.Union([Type.Number(), Type.String()]);
 const StringMap = Type.Record(Type.String(), Type.String());
+/** A trigger threshold in per mille, or false: this trigger never starts a session. */
+const Threshold = Type.Union([Type.Number(), Type.Literal(false)]);
 
 /** `expected` is our own annotation: the text an error message gives for a bad value. */
 function opt<T extends TSchema>(schema: T, expected: string): T {
@@ -38,7 +40,12 @@ export const OptionsSchema = Type.Object(
     tenantID: Type.Optional(opt(Type.String(), 'a string (sent as X-Scope-OrgID)')),
     headers: Type.Optional(opt(StringMap, 'an object of header names to string values')),
     tags: Type.Optional(opt(StringMap, 'an object of tag names to string values')),
-    cpuThreshold: Type.Optional(opt(Type.Number(), 'an integer from 0 to 1000 (per mille of the CPU available; 0 = always on)')),
+    cpuThreshold: Type.Optional(opt(Threshold, 'an integer from 0 to 1000 (per mille of the CPU available; 0 = always on), or false (off)')),
+    eventLoopThreshold: Type.Optional(opt(Threshold, 'an integer from 1 to 1000 (per mille event-loop utilization), or false (off, the default)')),
+    heapThreshold: Type.Optional(opt(Threshold, "an integer from 1 to 1000 (per mille of V8's heap limit), or false (off, the default)")),
+    memoryThreshold: Type.Optional(opt(Threshold, 'an integer from 1 to 1000 (per mille of the memory available: cgroup limit, else total memory), or false (off, the default)')),
+    cooldown: Type.Optional(opt(Duration, 'a duration up to 24h, e.g. "10m"; 0 = none')),
+    maxSessionsPerHour: Type.Optional(opt(Threshold, 'an integer from 1 to 3600, or false (unbounded, the default)')),
     checkInterval: Type.Optional(opt(Duration, 'a duration of at least 100ms, e.g. 10000 or "10s"')),
     profilingDuration: Type.Optional(opt(Duration, 'a duration of at least 1s, e.g. "2m"')),
     uploadRate: Type.Optional(opt(Duration, 'a duration from 1s to 5m, e.g. "15s"')),
@@ -79,6 +86,7 @@ export const OptionsSchema = Type.Object(
     allowInsecureAuth: Type.Optional(opt(Type.Boolean(), 'true or false')),
     // holds functions (authorize): checked by resolvePprofEndpoints, not by the schema
     pprofEndpoints: Type.Optional(opt(Type.Unsafe<PprofEndpointsOptions>(Type.Any()), PPROF_ENDPOINTS_EXPECTED)),
+    spanProfiles: Type.Optional(opt(Type.Boolean(), 'true or false')),
   },
   { additionalProperties: false },
 );
@@ -96,9 +104,17 @@ export interface ResolvedOptions {
   tenantID?: string;
   headers: Record<string, string>;
   tags: Record<string, string>;
-  cpuThreshold: number;
+  /** per mille, or false (off); 0 = continuous */
+  cpuThreshold: number | false;
+  eventLoopThreshold: number | false;
+  heapThreshold: number | false;
+  memoryThreshold: number | false;
   /** all durations in milliseconds */
   checkInterval: number;
+  /** after an automatically started session, before a trigger may start the next */
+  cooldown: number;
+  /** automatically started sessions in any 60 minutes; false = unbounded */
+  maxSessionsPerHour: number | false;
   profilingDuration: number;
   uploadRate: number;
   flushTimeout: number;
@@ -119,11 +135,21 @@ export interface ResolvedOptions {
   allowInsecureAuth: boolean;
   /** the /debug/pprof endpoints; undefined = off */
   pprofEndpoints?: ResolvedPprofEndpoints;
+  /**
+   * OpenTelemetry span profiles: undefined = on when @opentelemetry/api loads and a tracer
+   * provider is registered; true = the same, warning once when they are absent; false = off.
+   */
+  spanProfiles?: boolean;
 }
 
 export const DEFAULTS = {
   cpuThreshold: 700,
+  eventLoopThreshold: false,
+  heapThreshold: false,
+  memoryThreshold: false,
   checkInterval: 10_000,
+  cooldown: 0,
+  maxSessionsPerHour: false,
   profilingDuration: 120_000,
   uploadRate: 15_000,
   flushTimeout: 5_000,
@@ -163,8 +189,42 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/**
+ * The problems of one registration. Every option is checked even after one failed, so a user
+ * fixes them all at once: a failed check records its problem and gives NaN/undefined, which the
+ * cross-field rules below never mistake for a value (NaN compares false).
+ */
+class OptionProblems {
+  private readonly errors: ProfilingOptionError[] = [];
+
+  add(option: string, value: unknown, expected: string): void {
+    this.errors.push(new ProfilingOptionError(option, value, expected));
+  }
+
+  /** Whether a problem was already recorded for this option (or one of its fields). */
+  has(option: string): boolean {
+    return this.errors.some((error) => error.problems.some((p) => p.option === option || p.option.startsWith(`${option}.`)));
+  }
+
+  /** Runs a check that throws ProfilingOptionError; its error is recorded and `fallback` returned. */
+  attempt<T>(check: () => T, fallback: T): T {
+    try {
+      return check();
+    } catch (error) {
+      if (!(error instanceof ProfilingOptionError)) throw error;
+      this.errors.push(error);
+      return fallback;
+    }
+  }
+
+  throwIfAny(): void {
+    if (this.errors.length > 0) throw ProfilingOptionError.combine(this.errors);
+  }
+}
+
 export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOptions {
-  const input = checkShape(raw ?? {});
+  const problems = new OptionProblems();
+  const input = checkShape(raw ?? {}, problems);
   const fromEnv = (key: keyof typeof ENV_VARIABLES): string | undefined => {
     const explicit = input[key];
     if (explicit !== undefined) return explicit;
@@ -175,14 +235,14 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
   const enabled = input.enabled ?? true;
   const appName = fromEnv('appName');
   const outputDir = input.outputDir;
-  const serverAddress = normalizeServerAddress(fromEnv('serverAddress'));
+  const serverAddress = problems.attempt(() => normalizeServerAddress(fromEnv('serverAddress')), undefined);
 
   if (enabled) {
-    if (appName === undefined) {
-      throw new ProfilingOptionError('appName', undefined, `a Pyroscope application name (or the ${ENV_VARIABLES.appName} environment variable)`);
+    if (appName === undefined && !problems.has('appName')) {
+      problems.add('appName', undefined, `a Pyroscope application name (or the ${ENV_VARIABLES.appName} environment variable)`);
     }
-    if (serverAddress === undefined && outputDir === undefined) {
-      throw new ProfilingOptionError(
+    if (fromEnv('serverAddress') === undefined && outputDir === undefined && !problems.has('serverAddress') && !problems.has('outputDir')) {
+      problems.add(
         'serverAddress',
         undefined,
         `a Pyroscope URL (or the ${ENV_VARIABLES.serverAddress} environment variable), or "outputDir" to write profiles to disk`,
@@ -190,30 +250,29 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     }
   }
   if (appName !== undefined && (!APP_NAME_PATTERN.test(appName) || appName.length > MAX_APP_NAME_LENGTH)) {
-    throw new ProfilingOptionError('appName', appName, `a name of 1 to ${MAX_APP_NAME_LENGTH} letters, digits, "_", ".", "-" and "/"`);
+    problems.add('appName', appName, `a name of 1 to ${MAX_APP_NAME_LENGTH} letters, digits, "_", ".", "-" and "/"`);
   }
   // eslint-disable-next-line no-control-regex
   if (outputDir !== undefined && (outputDir.trim() === '' || outputDir.length > 4096 || /[\u0000-\u001f]/.test(outputDir))) {
-    throw new ProfilingOptionError('outputDir', outputDir, 'a directory path of 1 to 4096 characters without control characters');
+    problems.add('outputDir', outputDir, 'a directory path of 1 to 4096 characters without control characters');
   }
 
-  const authToken = headerSafe('authToken', fromEnv('authToken'));
-  const basicAuthUser = headerSafe('basicAuthUser', fromEnv('basicAuthUser'), { char: ':', why: 'a user name without ":" (basic auth separates user and password with it)' });
-  const basicAuthPassword = headerSafe('basicAuthPassword', fromEnv('basicAuthPassword'));
-  const tenantID = headerSafe('tenantID', fromEnv('tenantID'));
+  const authToken = headerSafe(problems, 'authToken', fromEnv('authToken'));
+  const basicAuthUser = headerSafe(problems, 'basicAuthUser', fromEnv('basicAuthUser'), { char: ':', why: 'a user name without ":" (basic auth separates user and password with it)' });
+  const basicAuthPassword = headerSafe(problems, 'basicAuthPassword', fromEnv('basicAuthPassword'));
+  const tenantID = headerSafe(problems, 'tenantID', fromEnv('tenantID'));
   if (authToken !== undefined && (basicAuthUser !== undefined || basicAuthPassword !== undefined)) {
-    throw new ProfilingOptionError('authToken', authToken, 'either authToken or basicAuthUser/basicAuthPassword, not both');
+    problems.add('authToken', authToken, 'either authToken or basicAuthUser/basicAuthPassword, not both');
   }
-  if ((basicAuthUser === undefined) !== (basicAuthPassword === undefined)) {
-    const missing = basicAuthUser === undefined ? 'basicAuthUser' : 'basicAuthPassword';
-    throw new ProfilingOptionError(missing, undefined, 'basicAuthUser and basicAuthPassword to be given together');
+  const basicAuthGiven = [fromEnv('basicAuthUser'), fromEnv('basicAuthPassword')].map((v) => v !== undefined);
+  if (basicAuthGiven[0] !== basicAuthGiven[1] && !problems.has('basicAuthUser') && !problems.has('basicAuthPassword')) {
+    const missing = basicAuthGiven[0] ? 'basicAuthPassword' : 'basicAuthUser';
+    problems.add(missing, undefined, 'basicAuthUser and basicAuthPassword to be given together');
   }
   const headers = { ...(input.headers ?? {}) };
   for (const name of Object.keys(headers)) {
-    if (!HEADER_NAME.test(name)) throw new ProfilingOptionError(`headers.${name}`, name, 'a valid HTTP header name');
-    if (/[\r\n\0]/.test(headers[name])) {
-      throw new ProfilingOptionError(`headers.${name}`, headers[name], 'a header value without line breaks');
-    }
+    if (!HEADER_NAME.test(name)) problems.add(`headers.${name}`, name, 'a valid HTTP header name');
+    else if (/[\r\n\0]/.test(headers[name])) problems.add(`headers.${name}`, headers[name], 'a header value without line breaks');
   }
 
   const allowInsecureAuth = input.allowInsecureAuth ?? false;
@@ -221,9 +280,7 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     authToken !== undefined || basicAuthUser !== undefined || Object.keys(headers).some((name) => name.toLowerCase() === 'authorization');
   if (serverAddress !== undefined && !allowInsecureAuth) {
     const problem = insecureAuthProblem(serverAddress, hasCredentials);
-    if (problem !== undefined) {
-      throw new ProfilingOptionError('serverAddress', serverAddress, `${problem}; use https, or set allowInsecureAuth: true`);
-    }
+    if (problem !== undefined) problems.add('serverAddress', serverAddress, `${problem}; use https, or set allowInsecureAuth: true`);
   }
 
   const labels = { ...DEFAULTS.labels, ...(input.labels ?? {}) };
@@ -232,7 +289,7 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
   const maxTags = MAX_SERIES_LABELS - SERVER_SERIES_LABELS - builtinLabels - RESERVED_USER_LABELS;
   const tagNames = Object.keys(tags);
   if (tagNames.length > maxTags) {
-    throw new ProfilingOptionError(
+    problems.add(
       'tags',
       `${tagNames.length} tags`,
       `at most ${maxTags} tags: Pyroscope keeps ${MAX_SERIES_LABELS} labels per series, ${SERVER_SERIES_LABELS} are its own, ` +
@@ -241,29 +298,34 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
   }
   for (const name of tagNames) {
     const nameProblem = labelNameProblem(name);
-    if (nameProblem) throw new ProfilingOptionError('tags', name, `tag names that are valid Pyroscope label names: the name ${nameProblem}`);
-    if (labels.route && name === 'route') throw new ProfilingOptionError('tags', name, 'a tag name other than "route", which the plugin sets per request');
-    if (labels.method && name === 'method') throw new ProfilingOptionError('tags', name, 'a tag name other than "method", which the plugin sets per request');
     const valueProblem = tagValueProblem(tags[name]);
-    if (valueProblem) throw new ProfilingOptionError(`tags.${name}`, tags[name], `a tag value that ${valueProblem}`);
+    if (nameProblem) problems.add('tags', name, `tag names that are valid Pyroscope label names: the name ${nameProblem}`);
+    else if (labels.route && name === 'route') problems.add('tags', name, 'a tag name other than "route", which the plugin sets per request');
+    else if (labels.method && name === 'method') problems.add('tags', name, 'a tag name other than "method", which the plugin sets per request');
+    else if (valueProblem) problems.add(`tags.${name}`, tags[name], `a tag value that ${valueProblem}`);
   }
 
-  const cpuThreshold = integerIn('cpuThreshold', input.cpuThreshold ?? DEFAULTS.cpuThreshold, 0, 1000);
-  const checkInterval = durationIn('checkInterval', input.checkInterval ?? DEFAULTS.checkInterval, 100, 24 * 3_600_000);
-  const profilingDuration = durationIn('profilingDuration', input.profilingDuration ?? DEFAULTS.profilingDuration, 1000, 7 * 24 * 3_600_000);
-  const uploadRate = durationIn('uploadRate', input.uploadRate ?? DEFAULTS.uploadRate, 1000, 300_000);
-  const flushTimeout = durationIn('flushTimeout', input.flushTimeout ?? DEFAULTS.flushTimeout, 0, 60_000);
-  const uploadTimeout = durationIn('uploadTimeout', input.uploadTimeout ?? DEFAULTS.uploadTimeout, 100, 300_000);
+  const cpuThreshold = integerOrOff(problems, 'cpuThreshold', input.cpuThreshold ?? DEFAULTS.cpuThreshold, 0, 1000, 'off');
+  const eventLoopThreshold = integerOrOff(problems, 'eventLoopThreshold', input.eventLoopThreshold ?? DEFAULTS.eventLoopThreshold, 1, 1000, 'off');
+  const heapThreshold = integerOrOff(problems, 'heapThreshold', input.heapThreshold ?? DEFAULTS.heapThreshold, 1, 1000, 'off');
+  const memoryThreshold = integerOrOff(problems, 'memoryThreshold', input.memoryThreshold ?? DEFAULTS.memoryThreshold, 1, 1000, 'off');
+  const maxSessionsPerHour = integerOrOff(problems, 'maxSessionsPerHour', input.maxSessionsPerHour ?? DEFAULTS.maxSessionsPerHour, 1, 3600, 'unbounded');
+  const checkInterval = durationIn(problems, 'checkInterval', input.checkInterval ?? DEFAULTS.checkInterval, 100, 24 * 3_600_000);
+  const cooldown = durationIn(problems, 'cooldown', input.cooldown ?? DEFAULTS.cooldown, 0, 24 * 3_600_000);
+  const profilingDuration = durationIn(problems, 'profilingDuration', input.profilingDuration ?? DEFAULTS.profilingDuration, 1000, 7 * 24 * 3_600_000);
+  const uploadRate = durationIn(problems, 'uploadRate', input.uploadRate ?? DEFAULTS.uploadRate, 1000, 300_000);
+  const flushTimeout = durationIn(problems, 'flushTimeout', input.flushTimeout ?? DEFAULTS.flushTimeout, 0, 60_000);
+  const uploadTimeout = durationIn(problems, 'uploadTimeout', input.uploadTimeout ?? DEFAULTS.uploadTimeout, 100, 300_000);
   if (uploadRate > profilingDuration) {
-    throw new ProfilingOptionError('uploadRate', input.uploadRate ?? DEFAULTS.uploadRate, `a duration no longer than profilingDuration (${profilingDuration} ms)`);
+    problems.add('uploadRate', input.uploadRate ?? DEFAULTS.uploadRate, `a duration no longer than profilingDuration (${profilingDuration} ms)`);
   }
 
   const profileTypes = { ...DEFAULTS.profileTypes, ...(input.profileTypes ?? {}) };
   if (!profileTypes.cpu && !profileTypes.wall && !profileTypes.heap) {
-    throw new ProfilingOptionError('profileTypes', input.profileTypes, 'at least one of "cpu", "wall" and "heap" set to true');
+    problems.add('profileTypes', input.profileTypes, 'at least one of "cpu", "wall" and "heap" set to true');
   }
 
-  return {
+  const resolved: ResolvedOptions = {
     enabled,
     appName: appName ?? '',
     serverAddress,
@@ -274,59 +336,79 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     headers,
     tags,
     cpuThreshold,
+    eventLoopThreshold,
+    heapThreshold,
+    memoryThreshold,
     checkInterval,
+    cooldown,
+    maxSessionsPerHour,
     profilingDuration,
     uploadRate,
     flushTimeout,
     uploadTimeout,
     profileTypes,
-    sampleRate: integerIn('sampleRate', input.sampleRate ?? DEFAULTS.sampleRate, 1, 1000),
-    heapSamplingInterval: integerIn('heapSamplingInterval', input.heapSamplingInterval ?? DEFAULTS.heapSamplingInterval, 1024, 64 * 1024 * 1024),
+    sampleRate: integerIn(problems, 'sampleRate', input.sampleRate ?? DEFAULTS.sampleRate, 1, 1000),
+    heapSamplingInterval: integerIn(problems, 'heapSamplingInterval', input.heapSamplingInterval ?? DEFAULTS.heapSamplingInterval, 1024, 64 * 1024 * 1024),
     labels,
-    maxLabelValues: integerIn('maxLabelValues', input.maxLabelValues ?? DEFAULTS.maxLabelValues, 1, 100_000),
-    maxLabelsPerSample: MAX_SERIES_LABELS - SERVER_SERIES_LABELS - tagNames.length,
+    maxLabelValues: integerIn(problems, 'maxLabelValues', input.maxLabelValues ?? DEFAULTS.maxLabelValues, 1, 100_000),
+    // span_name is a series label too when span profiles may be on (span_id is not: see cardinality.ts)
+    maxLabelsPerSample: MAX_SERIES_LABELS - SERVER_SERIES_LABELS - tagNames.length - (input.spanProfiles === false ? 0 : 1),
     outputDir,
-    maxOutputFiles: integerIn('maxOutputFiles', input.maxOutputFiles ?? DEFAULTS.maxOutputFiles, 1, 1_000_000),
-    maxOutputBytes: integerIn('maxOutputBytes', input.maxOutputBytes ?? DEFAULTS.maxOutputBytes, 1024 * 1024, Number.MAX_SAFE_INTEGER),
-    maxUploadRetries: integerIn('maxUploadRetries', input.maxUploadRetries ?? DEFAULTS.maxUploadRetries, 0, 10),
-    maxPendingUploads: integerIn('maxPendingUploads', input.maxPendingUploads ?? DEFAULTS.maxPendingUploads, 1, 10_000),
-    maxPendingBytes: integerIn('maxPendingBytes', input.maxPendingBytes ?? DEFAULTS.maxPendingBytes, 65_536, Number.MAX_SAFE_INTEGER),
+    maxOutputFiles: integerIn(problems, 'maxOutputFiles', input.maxOutputFiles ?? DEFAULTS.maxOutputFiles, 1, 1_000_000),
+    maxOutputBytes: integerIn(problems, 'maxOutputBytes', input.maxOutputBytes ?? DEFAULTS.maxOutputBytes, 1024 * 1024, Number.MAX_SAFE_INTEGER),
+    maxUploadRetries: integerIn(problems, 'maxUploadRetries', input.maxUploadRetries ?? DEFAULTS.maxUploadRetries, 0, 10),
+    maxPendingUploads: integerIn(problems, 'maxPendingUploads', input.maxPendingUploads ?? DEFAULTS.maxPendingUploads, 1, 10_000),
+    maxPendingBytes: integerIn(problems, 'maxPendingBytes', input.maxPendingBytes ?? DEFAULTS.maxPendingBytes, 65_536, Number.MAX_SAFE_INTEGER),
     allowInsecureAuth,
     pprofEndpoints: resolvePprofEndpoints(input.pprofEndpoints),
+    spanProfiles: input.spanProfiles,
   };
+  problems.throwIfAny();
+  return resolved;
 }
 
-/** Structure and types, by the schema; unknown keys (including `__proto__`) are refused. */
-function checkShape(raw: unknown): ProfilingOptions {
+/**
+ * Structure and types, by the schema; unknown keys (including `__proto__`) are refused. Every
+ * problem is recorded (the first per option); an option with one is left out, so the value
+ * checks that follow see it as absent instead of reporting it twice.
+ */
+function checkShape(raw: unknown, problems: OptionProblems): ProfilingOptions {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new ProfilingOptionError('options', raw, 'an object');
+    problems.add('options', raw, 'an object');
+    problems.throwIfAny();
   }
   const known = OptionsSchema.properties as Record<string, TSchema>;
-  for (const key of Object.keys(raw)) {
-    if (!Object.prototype.hasOwnProperty.call(known, key)) {
-      throw new ProfilingOptionError(key, (raw as Record<string, unknown>)[key], `a known option (unknown option "${key}"; known: ${Object.keys(known).join(', ')})`);
-    }
-  }
   // Fastify hands plugins a copy that may carry `undefined` for omitted keys: treat as absent.
   const cleaned: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(raw)) if (value !== undefined) cleaned[key] = value;
+  for (const key of Object.keys(raw as object)) {
+    const value = (raw as Record<string, unknown>)[key];
+    if (!Object.prototype.hasOwnProperty.call(known, key)) {
+      problems.add(key, value, `a known option (unknown option "${key}"; known: ${Object.keys(known).join(', ')})`);
+    } else if (value !== undefined) {
+      cleaned[key] = value;
+    }
+  }
   // A Map, Date or class instance passes a structural check as `{}`: it would be silently empty.
   for (const key of OBJECT_OPTIONS) {
     const value = cleaned[key];
     if (value !== undefined && !isPlainObject(value)) {
-      throw new ProfilingOptionError(key, value, (known[key] as TSchema & { expected: string }).expected);
+      problems.add(key, value, (known[key] as TSchema & { expected: string }).expected);
+      delete cleaned[key];
     }
   }
 
-  const first = Value.Errors(OptionsSchema, cleaned).First();
-  if (first) {
-    const key = first.path.split('/')[1] ?? 'options';
+  const reported = new Set<string>();
+  for (const error of Value.Errors(OptionsSchema, cleaned)) {
+    const key = error.path.split('/')[1] ?? 'options';
+    if (reported.has(key)) continue;
+    reported.add(key);
     const schema = known[key] as TSchema & { expected?: string };
-    const nested = first.path.split('/').slice(2).join('.');
+    const nested = error.path.split('/').slice(2).join('.');
     const option = nested ? `${key}.${nested}` : key;
-    const value = nested ? first.value : cleaned[key];
-    throw new ProfilingOptionError(option, value, schema?.expected ?? first.message);
+    const value = nested ? error.value : cleaned[key];
+    problems.add(option, value, schema?.expected ?? error.message);
   }
+  for (const key of reported) delete cleaned[key];
   return cleaned as ProfilingOptions;
 }
 
@@ -339,30 +421,49 @@ function isPlainObject(value: unknown): boolean {
 }
 
 /** Credentials and tenant go into HTTP headers: a control character would break every upload. */
-function headerSafe(option: string, value: string | undefined, extra?: { char: string; why: string }): string | undefined {
+function headerSafe(problems: OptionProblems, option: string, value: string | undefined, extra?: { char: string; why: string }): string | undefined {
   if (value === undefined) return undefined;
   // eslint-disable-next-line no-control-regex
   if (value === '' || /[\u0000-\u001f\u007f]/.test(value)) {
-    throw new ProfilingOptionError(option, value, 'a non-empty string without control characters (it is sent in an HTTP header)');
+    problems.add(option, value, 'a non-empty string without control characters (it is sent in an HTTP header)');
+    return undefined;
   }
-  if (extra && value.includes(extra.char)) throw new ProfilingOptionError(option, value, extra.why);
+  if (extra && value.includes(extra.char)) {
+    problems.add(option, value, extra.why);
+    return undefined;
+  }
   return value;
 }
 
-function integerIn(option: string, value: number, min: number, max: number): number {
+function integerIn(problems: OptionProblems, option: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new ProfilingOptionError(option, value, `an integer from ${min} to ${max}`);
+    problems.add(option, value, `an integer from ${min} to ${max}`);
+    return NaN;
   }
   return value;
 }
 
-function durationIn(option: string, value: number | string, minMs: number, maxMs: number): number {
+/** A number option that also takes `false` (a trigger that is off, a bound that is not set). */
+function integerOrOff(problems: OptionProblems, option: string, value: number | false, min: number, max: number, off: string): number | false {
+  if (value === false) return false;
+  if (!Number.isInteger(value) || value < min || value > max) {
+    problems.add(option, value, `an integer from ${min} to ${max}, or false (${off})`);
+    return NaN;
+  }
+  return value;
+}
+
+function durationIn(problems: OptionProblems, option: string, value: number | string, minMs: number, maxMs: number): number {
   const ms = parseDuration(value);
   const range = `from ${minMs} ms to ${maxMs} ms`;
   if (ms === undefined) {
-    throw new ProfilingOptionError(option, value, `a duration: milliseconds as a number, or a Go duration string such as "500ms", "15s", "2m", "1h30m" (${range})`);
+    problems.add(option, value, `a duration: milliseconds as a number, or a Go duration string such as "500ms", "15s", "2m", "1h30m" (${range})`);
+    return NaN;
   }
-  if (ms < minMs || ms > maxMs) throw new ProfilingOptionError(option, value, `a duration ${range}`);
+  if (ms < minMs || ms > maxMs) {
+    problems.add(option, value, `a duration ${range}`);
+    return NaN;
+  }
   return ms;
 }
 

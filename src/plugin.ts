@@ -8,17 +8,19 @@ import { CpuUsageMeter } from './cpu-usage';
 import { ProfilerAlreadyActiveError } from './errors';
 import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
-import { InvalidLabelError, RequestLabels, routeProfilingConfigProblem, type LabelMode } from './labels';
+import { InvalidLabelError, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfileStats } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
 import { EngineProfiler, SharedEngine } from './profilers';
 import { ProfileCaptureError, PullMode, type CaptureOptions, type CaptureStats } from './pull';
+import { NO_READINGS, createTriggers, memoryAvailable } from './triggers';
 import type { Exporter, ExporterStats, MinimalLogger } from './types';
 
 export interface ProfilerStats extends ControllerStats {
   enabled: boolean;
-  cpuUsage: number;
   labelMode?: LabelMode;
   labelValuesOverflowed: number;
+  /** OpenTelemetry span profiles, when @opentelemetry/api loaded (see the spanProfiles option) */
+  spanProfiles?: SpanProfileStats;
   uploadsOk: number;
   uploadsFailed: number;
   bytesSent: number;
@@ -130,12 +132,24 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
 
   const releaseSlot = claimProcessSlot(options.appName);
   try {
-    const labels = new RequestLabels({ ...options.labels, maxLabelValues: options.maxLabelValues, maxLabelsPerSample: options.maxLabelsPerSample });
+    // an event-loop session collects wall time with route labels whatever profileTypes says
+    const labelsWanted =
+      options.profileTypes.cpu || options.profileTypes.wall || options.eventLoopThreshold !== false || options.pprofEndpoints !== undefined;
+    // @opentelemetry/api is required here only when spanProfiles is not false (optional peer)
+    const spans = labelsWanted ? loadSpanProfiles({ setting: options.spanProfiles, warn: (message) => logger.warn(message) }) : undefined;
+    const labels = new RequestLabels({
+      ...options.labels,
+      maxLabelValues: options.maxLabelValues,
+      maxLabelsPerSample: options.maxLabelsPerSample,
+      spans,
+    });
     const usage = new CpuUsageMeter();
     await usage.init();
+    const triggers = createTriggers(options, usage, await memoryAvailable());
     const exporters = createExporters(options, logger);
     // One engine for the push session and pull captures (src/profilers/shared-engine.ts). CPU
-    // time is always recorded and samples always labelled: a capture may ask for either.
+    // time is always recorded and the engine always gets the labeler (the engine needs contexts
+    // for CPU time): a capture may ask for either view.
     const engine = new SharedEngine({
       sampleRate: options.sampleRate,
       heapSamplingInterval: options.heapSamplingInterval,
@@ -145,13 +159,14 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     });
     const controller = new ProfilingController({
       options,
-      measureUsage: () => usage.measure(),
+      triggers,
       profiler: new EngineProfiler({
         sampleRate: options.sampleRate,
         heapSamplingInterval: options.heapSamplingInterval,
         profileTypes: options.profileTypes,
         windowMs: options.uploadRate,
         engine,
+        heapBetweenSessions: options.heapThreshold !== false || options.memoryThreshold !== false,
       }),
       exporters,
       logger,
@@ -162,7 +177,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
       get state() {
         return controller.state;
       },
-      cpuUsage: () => usage.last,
+      cpuUsage: () => controller.stats().cpuUsage,
       start: (startOptions) => controller.start(startOptions),
       stop: () => controller.stop(),
       stats: () => {
@@ -170,9 +185,9 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
         const exported = sumExporterStats(exporters);
         return {
           enabled: true,
-          cpuUsage: usage.last,
           labelMode: labels.mode,
           labelValuesOverflowed: labels.stats().overflowedValues,
+          ...(spans === undefined ? {} : { spanProfiles: spans.stats() }),
           ...engine,
           ...exported,
           lastError: engine.lastError ?? exported.lastError,
@@ -189,8 +204,17 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     };
     app.decorate('profiler', decorator);
 
-    app.addHook('onRequest', labels.onRequest);
+    if (labelsWanted) app.addHook('onRequest', labels.onRequest);
     pull.registerRoutes(app);
+    // The second look for a span (see onPreHandler) is needed only when a tracer provider is
+    // registered (OpenTelemetry wants it registered before the app is built) and no tracer that
+    // starts its request span in a hook (@fastify/otel, which decorates request.opentelemetry)
+    // is registered yet: registered before us, its span is active in our onRequest already, and
+    // it would wrap a preHandler of ours in one more span per request. An app with
+    // @opentelemetry/api installed but no tracing pays no extra hook.
+    if (spans !== undefined && spans.providerRegistered() && !app.hasRequestDecorator('opentelemetry')) {
+      app.addHook('preHandler', labels.onPreHandler);
+    }
     // A bad `config.profiling` fails where the route is declared, not on its first request.
     app.addHook('onRoute', (route) => {
       const where = `config.profiling of route ${String(route.method)} ${route.url}`;
@@ -228,7 +252,8 @@ function disabledProfiler(): ProfilerDecorator {
   const stats: ProfilerStats = {
     enabled: false,
     state: 'idle',
-    cpuUsage: 0,
+    ...NO_READINGS,
+    sessionsHeldBack: { cooldown: 0, hourlyLimit: 0 },
     labelValuesOverflowed: 0,
     sessions: 0,
     windows: 0,
@@ -249,7 +274,7 @@ function disabledProfiler(): ProfilerDecorator {
     cpuUsage: () => 0,
     start: () => false,
     stop: async () => undefined,
-    stats: () => ({ ...stats, pull: { ...stats.pull } }),
+    stats: () => ({ ...stats, sessionsHeldBack: { ...stats.sessionsHeldBack }, pull: { ...stats.pull } }),
     withLabels: (_labels, fn) => fn(),
     capture: () => Promise.reject(new ProfileCaptureError('profiling is disabled (enabled: false)', 503)),
     pprofUrl: undefined,

@@ -1,5 +1,6 @@
 import { ProfilingController, type ControllerOptions } from '../src/controller';
-import type { CollectedWindow, SessionProfiler, Window } from '../src/profilers';
+import type { CollectedWindow, SessionExtras, SessionProfiler, Window } from '../src/profilers';
+import type { Trigger, TriggerSignal } from '../src/triggers';
 import type { EncodedProfile, Exporter, ExporterStats, MinimalLogger } from '../src/types';
 
 /** A profiler that records what the controller asks of it, and hands back one profile per window. */
@@ -10,8 +11,20 @@ class FakeProfiler implements SessionProfiler {
   /** windows (by number, from 0) after which the profiler says it restarted a stuck sampler */
   samplerRestartedAt = new Set<number>();
 
-  start(): void {
+  extras: Array<SessionExtras | undefined> = [];
+
+  /** open() at ready and close() at close, kept apart from the session calls */
+  lifecycle: string[] = [];
+
+  open(): void {
+    this.lifecycle.push('open');
+  }
+  close(): void {
+    this.lifecycle.push(`close after ${this.calls.at(-1) ?? 'nothing'}`);
+  }
+  start(extras?: SessionExtras): void {
     this.calls.push('start');
+    this.extras.push(extras);
     if (this.failStart) throw new Error('native profiler refused to start');
   }
   async collect(window: Window): Promise<CollectedWindow> {
@@ -67,15 +80,17 @@ function setup(overrides: Partial<ControllerOptions> = {}, usage: number[] = [0]
   const logger = silentLogger();
   const readings = [...usage];
   const measureUsage = jest.fn(async () => (readings.length > 1 ? readings.shift()! : readings[0]));
+  const restart = jest.fn(async () => undefined);
+  const threshold = overrides.cpuThreshold ?? options.cpuThreshold;
   const controller = new ProfilingController({
     options: { ...options, ...overrides },
-    measureUsage,
+    triggers: [{ signal: 'cpu', threshold: threshold === 0 ? false : threshold, read: measureUsage, restart }],
     profiler,
     exporters: [exporter],
     logger,
     now: () => Date.now(),
   });
-  return { controller, profiler, exporter, logger, measureUsage };
+  return { controller, profiler, exporter, logger, measureUsage, restart };
 }
 
 /** Let pending promise callbacks run (the controller's window chain) without moving the clock. */
@@ -92,20 +107,21 @@ afterEach(() => {
 
 describe('threshold-triggered sessions', () => {
   it('takes a baseline at ready, checks 1 s later and every checkInterval, and starts nothing below the threshold', async () => {
-    const { controller, profiler, measureUsage } = setup({}, [1000, 300]);
+    const { controller, profiler, measureUsage, restart } = setup({}, [300]);
     await controller.ready();
-    expect(measureUsage).toHaveBeenCalledTimes(1); // the start-up burst (1000) is not compared
+    expect(restart).toHaveBeenCalledTimes(1); // the start-up burst is not measured, only a baseline taken
+    expect(measureUsage).toHaveBeenCalledTimes(0);
     await jest.advanceTimersByTimeAsync(1000);
-    expect(measureUsage).toHaveBeenCalledTimes(2);
+    expect(measureUsage).toHaveBeenCalledTimes(1);
     await jest.advanceTimersByTimeAsync(59_000);
-    expect(measureUsage).toHaveBeenCalledTimes(8);
+    expect(measureUsage).toHaveBeenCalledTimes(7);
     expect(profiler.calls).toEqual([]);
     expect(controller.state).toBe('idle');
     await controller.close();
   });
 
   it('starts at the first check at or above the threshold and ends after exactly profilingDuration', async () => {
-    const { controller, profiler, exporter, logger } = setup({}, [0, 100, 700, 100]);
+    const { controller, profiler, exporter, logger } = setup({}, [100, 700, 100]);
     await controller.ready(); // baseline
     await jest.advanceTimersByTimeAsync(1000); // 100: nothing
     expect(controller.state).toBe('idle');
@@ -251,7 +267,7 @@ describe('manual control', () => {
     measureUsage.mockRejectedValue(new Error('EACCES /proc'));
     await controller.ready();
     await jest.advanceTimersByTimeAsync(20_000);
-    expect(measureUsage).toHaveBeenCalledTimes(4); // ready, 1 s, 10 s, 20 s
+    expect(measureUsage).toHaveBeenCalledTimes(3); // 1 s, 10 s, 20 s (ready only takes a baseline)
     expect(controller.stats().lastError).toContain('EACCES /proc');
     await controller.close();
   });
@@ -267,6 +283,201 @@ describe('a stuck V8 sampler', () => {
     const warns = logger.lines.filter((l) => l.level === 'warn' && l.msg?.includes("V8's sampler got stuck"));
     expect(warns).toHaveLength(1); // the second, within the minute, is suppressed
     expect(warns[0].obj).toMatchObject({ samplerRestarts: 1 });
+    await controller.close();
+  });
+});
+
+/** A trigger whose readings a test sets; `reads` counts them. */
+class FakeTrigger implements Trigger {
+  value = 0;
+  reads = 0;
+  restarts = 0;
+  failWith?: Error;
+  constructor(
+    readonly signal: TriggerSignal,
+    readonly threshold: number | false,
+  ) {}
+  read(): number {
+    this.reads++;
+    if (this.failWith) throw this.failWith;
+    return this.value;
+  }
+  restart(): void {
+    this.restarts++;
+  }
+}
+
+function setupTriggers(overrides: Partial<ControllerOptions>, thresholds: Partial<Record<TriggerSignal, number | false>>) {
+  const triggers = (['cpu', 'eventLoop', 'heap', 'memory'] as const).map((signal) => new FakeTrigger(signal, thresholds[signal] ?? false));
+  const [cpu, eventLoop, heap, memory] = triggers;
+  const profiler = new FakeProfiler();
+  const logger = silentLogger();
+  const controller = new ProfilingController({
+    options: { ...options, cpuThreshold: thresholds.cpu ?? false, ...overrides },
+    triggers,
+    profiler,
+    exporters: [new RecordingExporter()],
+    logger,
+    now: () => Date.now(),
+  });
+  return { controller, profiler, logger, cpu, eventLoop, heap, memory };
+}
+
+describe('triggers', () => {
+  it('reads every signal at every check, enabled or not, and shows the readings in stats()', async () => {
+    const { controller, cpu, eventLoop, heap, memory } = setupTriggers({}, {});
+    Object.assign(cpu, { value: 1000 });
+    Object.assign(eventLoop, { value: 990 });
+    Object.assign(heap, { value: 400 });
+    Object.assign(memory, { value: 300 });
+    await controller.ready();
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(controller.stats()).toMatchObject({ cpuUsage: 1000, eventLoopUtilization: 990, heapUsage: 400, memoryUsage: 300 });
+    expect(controller.state).toBe('idle'); // every trigger off: manual only
+    expect(controller.stats().lastTrigger).toBeUndefined();
+    await controller.close();
+  });
+
+  it('the first trigger in order that crossed wins; lastTrigger and the log line say which', async () => {
+    const { controller, profiler, logger, cpu, eventLoop, heap } = setupTriggers({}, { cpu: 700, eventLoop: 800, heap: 500 });
+    cpu.value = 100;
+    eventLoop.value = 950;
+    heap.value = 600;
+    await controller.ready();
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(controller.state).toBe('profiling');
+    expect(controller.stats().lastTrigger).toEqual({ signal: 'eventLoop', value: 950, threshold: 800, at: new Date().toISOString() });
+    const line = logger.lines.find((l) => l.msg?.includes('session started'));
+    expect(line?.msg).toContain('session started by eventLoop (event-loop utilization 950‰ >= eventLoopThreshold 800‰; wall time collected too)');
+    expect(line?.obj).toMatchObject({ trigger: { signal: 'eventLoop', value: 950, threshold: 800 } });
+    expect(profiler.extras).toEqual([{ wall: true }]); // a blocked loop shows only in wall time
+    await controller.close();
+  });
+
+  it('a heap or memory session collects heap profiles; a CPU or manual one what profileTypes says', async () => {
+    const { controller, profiler, heap, memory, cpu } = setupTriggers({ profilingDuration: 5_000, uploadRate: 5_000 }, { cpu: 700, heap: 500, memory: 500 });
+    await controller.ready();
+    heap.value = 600;
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(controller.stats().lastTrigger?.signal).toBe('heap');
+    await controller.stop();
+    heap.value = 0;
+    memory.value = 700;
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(controller.stats().lastTrigger).toMatchObject({ signal: 'memory', value: 700, threshold: 500 });
+    await controller.stop();
+    memory.value = 0;
+    cpu.value = 800;
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(controller.stats().lastTrigger?.signal).toBe('cpu');
+    await controller.stop();
+    cpu.value = 0;
+    controller.start({ reason: 'deploy' });
+    expect(controller.stats().lastTrigger).toEqual({ signal: 'manual', at: new Date().toISOString() });
+    expect(profiler.extras).toEqual([{ heap: true }, { heap: true }, undefined, undefined]);
+    await controller.close();
+  });
+
+  it('manual only (every trigger off): a saturated reading starts nothing; start() works', async () => {
+    const { controller, cpu, eventLoop, heap, memory } = setupTriggers({ checkInterval: 1000 }, {});
+    for (const t of [cpu, eventLoop, heap, memory]) t.value = 1000;
+    await controller.ready();
+    await jest.advanceTimersByTimeAsync(10 * 60_000);
+    expect(controller.stats()).toMatchObject({ sessions: 0, state: 'idle', cpuUsage: 1000 });
+    expect(controller.start()).toBe(true);
+    expect(controller.stats().lastTrigger?.signal).toBe('manual');
+    await controller.close();
+  });
+
+  it('a failing reading of one signal is logged and the others still trigger', async () => {
+    const { controller, heap, memory } = setupTriggers({}, { heap: 500, memory: 500 });
+    heap.failWith = new Error('no heap statistics');
+    memory.value = 600;
+    await controller.ready();
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(controller.stats().lastError).toBe('could not read heap usage: no heap statistics');
+    expect(controller.stats().lastTrigger?.signal).toBe('memory');
+    await controller.close();
+  });
+
+  it('opens the profiler at ready (heap sampler between sessions) and closes it after the last stop', async () => {
+    const { controller, profiler } = setupTriggers({ cpuThreshold: 0 }, {});
+    await controller.ready();
+    expect(profiler.lifecycle).toEqual(['open']);
+    await controller.close();
+    expect(profiler.lifecycle).toEqual(['open', 'close after stop']);
+  });
+});
+
+describe('continuous mode readings (issue 14, item 1)', () => {
+  it('takes the baselines after the session started and compares first at +1 s, so no reading spans start-up', async () => {
+    const { controller, profiler, cpu, eventLoop } = setupTriggers({ cpuThreshold: 0 }, {});
+    const order: string[] = [];
+    const started = profiler.start.bind(profiler);
+    profiler.start = (extras) => (order.push('session start'), started(extras));
+    cpu.restart = () => void order.push('cpu baseline');
+    cpu.value = 30;
+    await controller.ready();
+    expect(order).toEqual(['session start', 'cpu baseline']);
+    expect(eventLoop.restarts).toBe(1);
+    expect(cpu.reads).toBe(0);
+    expect(controller.stats()).toMatchObject({ cpuUsage: 0, lastTrigger: { signal: 'continuous', threshold: 0 } });
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(cpu.reads).toBe(1); // +1 s, not +checkInterval (10 s)
+    expect(controller.stats().cpuUsage).toBe(30);
+    await controller.close();
+  });
+});
+
+describe('flapping: cooldown and maxSessionsPerHour', () => {
+  it('cooldown: after an automatic session ends, crossings within the cooldown are held back and counted', async () => {
+    const { controller, cpu, logger } = setupTriggers({ profilingDuration: 20_000, uploadRate: 10_000, cooldown: 60_000 }, { cpu: 700 });
+    cpu.value = 900;
+    await controller.ready();
+    await jest.advanceTimersByTimeAsync(1000); // session 1: 1 s .. 21 s
+    expect(controller.stats().sessions).toBe(1);
+    await jest.advanceTimersByTimeAsync(20_000);
+    expect(controller.state).toBe('idle');
+    // checks at 30, 40, 50, 60, 70, 80 s are within 60 s of the end (21 s)
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(controller.stats().sessions).toBe(1);
+    expect(controller.stats().sessionsHeldBack).toEqual({ cooldown: 6, hourlyLimit: 0 });
+    expect(logger.lines.filter((l) => l.msg?.includes('within the cooldown'))).toHaveLength(1); // rate-limited
+    await jest.advanceTimersByTimeAsync(10_000); // 90 s: 69 s after the end
+    expect(controller.stats().sessions).toBe(2);
+    await controller.close();
+  });
+
+  it('cooldown does not hold back manual sessions, and a manual session starts no cooldown', async () => {
+    const { controller, cpu } = setupTriggers({ profilingDuration: 20_000, uploadRate: 10_000, cooldown: 60_000 }, { cpu: 700 });
+    await controller.ready();
+    expect(controller.start({ duration: 5_000 })).toBe(true);
+    await jest.advanceTimersByTimeAsync(5_000);
+    cpu.value = 900;
+    await jest.advanceTimersByTimeAsync(5_000); // check at 10 s
+    expect(controller.stats()).toMatchObject({ sessions: 2, sessionsHeldBack: { cooldown: 0, hourlyLimit: 0 } });
+    expect(controller.stats().lastTrigger?.signal).toBe('cpu');
+    await controller.stop();
+    expect(controller.start()).toBe(true); // within the cooldown of the automatic one: manual still works
+    await controller.close();
+  });
+
+  it('maxSessionsPerHour: at most that many automatic sessions in any 60 minutes, hold-backs counted', async () => {
+    const { controller, cpu } = setupTriggers({ profilingDuration: 60_000, uploadRate: 15_000, maxSessionsPerHour: 3 }, { cpu: 700 });
+    cpu.value = 900;
+    await controller.ready();
+    // sessions start at 1 s, 70 s, 140 s (each lasts 60 s, the next check after its end starts the next)
+    await jest.advanceTimersByTimeAsync(30 * 60_000);
+    expect(controller.stats().sessions).toBe(3);
+    const heldBack = controller.stats().sessionsHeldBack.hourlyLimit;
+    expect(heldBack).toBeGreaterThan(100);
+    // manual sessions are not bounded
+    expect(controller.start({ duration: 1_000 })).toBe(true);
+    await jest.advanceTimersByTimeAsync(1_000);
+    // an hour after the first automatic session, the next may start
+    await jest.advanceTimersByTimeAsync(30 * 60_000 + 10_000);
+    expect(controller.stats().sessions).toBe(5);
+    expect(controller.stats().lastTrigger?.signal).toBe('cpu');
     await controller.close();
   });
 });

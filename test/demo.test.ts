@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { pyroscopeUrl } from '../example-app/demo';
+import { INLINING_NOTE, pyroscopeUrl } from '../example-app/demo';
 import { applyOverrides, buildGreet, readCommandLine } from '../example-app/greet';
 import { expandEnv, loadConfig } from '../example-app/internal/config/config';
 import { simulateCPULoad } from '../example-app/internal/logic/pinglogic';
@@ -120,6 +120,9 @@ describe('npm run demo', () => {
         expect(result.stdout).toMatch(/OK: simulateCPULoad is the hottest function of \/ping: \d+\.\d %/);
         expect(result.stdout).toMatch(/OK: simulateCPULoad is gone from \/ping/);
         expect(result.stdout).toMatch(/Flame graph of \/ping: .*route-ping\.html/);
+        // the V8 limit the demo works around is said on screen, flags and all
+        expect(result.stdout.split('\n')).toContain(INLINING_NOTE);
+        expect(INLINING_NOTE).toMatch(/--no-turbo-inlining --no-maglev-inlining.*in production V8 inlines hot functions/);
 
         const summary = JSON.parse(readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
         const { on, off } = summary.phases;

@@ -128,7 +128,6 @@ describe('fromGoZeroConfig: go-zero profile types Node.js lacks', () => {
   test.each([
     ['Goroutines', /Profiling\.ProfileType\.Goroutines: Node\.js has no goroutines .*; ignored/],
     ['Mutex', /Profiling\.ProfileType\.Mutex: Node\.js has no mutex contention profile; ignored/],
-    ['Block', /Profiling\.ProfileType\.Block: Node\.js has no blocking profile; ignored/],
   ])('%s: true logs one warning naming it, and maps to nothing', (key, message) => {
     const log = recordingLogger();
     const options = map({ ServerAddr: 'http://p:4040', ProfileType: { [key]: true } }, { logger: log.logger });
@@ -138,17 +137,27 @@ describe('fromGoZeroConfig: go-zero profile types Node.js lacks', () => {
     expect(log.at('warn')[0].obj).toEqual({ option: `Profiling.ProfileType.${key}` });
   });
 
-  test('all three true: three warnings, CPU and Memory still mapped', () => {
+  test('Block: true maps to wall profiling, logged once at info, no warning', () => {
+    const log = recordingLogger();
+    const options = map({ ServerAddr: 'http://p:4040', ProfileType: { Block: true } }, { logger: log.logger });
+    expect(options).toEqual({ appName: 'greet', serverAddress: 'http://p:4040', profileTypes: { wall: true } });
+    expect(log.at('warn')).toHaveLength(0);
+    expect(log.at('info')).toHaveLength(1);
+    expect(log.at('info')[0].msg).toMatch(/^Profiling\.ProfileType\.Block: mapped to profileTypes\.wall/);
+    expect(log.at('info')[0].obj).toEqual({ option: 'Profiling.ProfileType.Block' });
+    expect(map({ ServerAddr: 'http://p:4040', ProfileType: { Block: false } })).toEqual({ appName: 'greet', serverAddress: 'http://p:4040' });
+  });
+
+  test('all true: two warnings, CPU, Memory and Block (as wall) mapped', () => {
     const log = recordingLogger();
     const options = map(
       { ServerAddr: 'http://p:4040', ProfileType: { CPU: true, Memory: true, Goroutines: true, Mutex: true, Block: true } },
       { logger: log.logger },
     );
-    expect(options.profileTypes).toEqual({ cpu: true, heap: true });
+    expect(options.profileTypes).toEqual({ cpu: true, heap: true, wall: true });
     expect(log.at('warn').map((line) => (line.obj as { option: string }).option)).toEqual([
       'Profiling.ProfileType.Goroutines',
       'Profiling.ProfileType.Mutex',
-      'Profiling.ProfileType.Block',
     ]);
   });
 

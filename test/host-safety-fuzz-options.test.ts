@@ -30,7 +30,7 @@ const MAX_MESSAGE_LENGTH = 2_000;
 
 // --- the options and what kind of value each takes --------------------------------------------
 
-type OptionKind = 'string' | 'credential' | 'url' | 'path' | 'map' | 'number' | 'duration' | 'boolean' | 'flags' | 'endpoints';
+type OptionKind = 'string' | 'credential' | 'url' | 'path' | 'map' | 'number' | 'threshold' | 'duration' | 'boolean' | 'flags' | 'endpoints';
 
 const KIND: Record<string, OptionKind> = {
   appName: 'string',
@@ -41,8 +41,13 @@ const KIND: Record<string, OptionKind> = {
   tenantID: 'credential',
   headers: 'map',
   tags: 'map',
-  cpuThreshold: 'number',
+  cpuThreshold: 'threshold',
+  eventLoopThreshold: 'threshold',
+  heapThreshold: 'threshold',
+  memoryThreshold: 'threshold',
   checkInterval: 'duration',
+  cooldown: 'duration',
+  maxSessionsPerHour: 'threshold',
   profilingDuration: 'duration',
   uploadRate: 'duration',
   profileTypes: 'flags',
@@ -61,6 +66,7 @@ const KIND: Record<string, OptionKind> = {
   maxPendingBytes: 'number',
   allowInsecureAuth: 'boolean',
   pprofEndpoints: 'endpoints',
+  spanProfiles: 'boolean',
 };
 
 /** Options a refusal of option X may name instead of X (cross-field rules). */
@@ -276,6 +282,11 @@ function mustReject(option: string, kind: OptionKind, value: unknown): string | 
       if (kind === 'path' && value.length > 4096) return 'longer than PATH_MAX';
       if (option === 'basicAuthUser' && value.includes(':')) return 'a basic auth user name cannot contain ":" (RFC 7617)';
       return undefined;
+    case 'threshold':
+      if (value === false) return undefined; // off (or, for maxSessionsPerHour, unbounded)
+      if (typeof value !== 'number') return 'neither a number nor false';
+      if (!Number.isSafeInteger(value) || value < 0) return 'not a non-negative safe integer';
+      return undefined;
     case 'number':
       if (typeof value !== 'number') return 'not a number';
       if (!Number.isSafeInteger(value) || value < 0) return 'not a non-negative safe integer';
@@ -362,10 +373,14 @@ function refusalProblems(option: string, error: unknown): string[] {
   }
   const problems: string[] = [];
   if (error.code !== 'FST_CONTINUOUS_PROFILING_INVALID_OPTION') problems.push(`code ${error.code}`);
-  const named = error.option;
-  const related = named === option || named.startsWith(`${option}.`) || (PARTNERS[option] ?? []).includes(named);
-  if (!related) problems.push(`the error names option "${named}", not "${option}": ${error.message.slice(0, 200)}`);
-  if (!error.message.startsWith(`Invalid option "${describeOptionName(named)}"`)) problems.push(`message does not start with the option: ${error.message.slice(0, 100)}`);
+  // One registration, one error: every problem it lists must be about this option or its partners.
+  for (const { option: named } of error.problems) {
+    const related = named === option || named.startsWith(`${option}.`) || (PARTNERS[option] ?? []).includes(named);
+    if (!related) problems.push(`the error names option "${named}", not "${option}": ${error.message.slice(0, 200)}`);
+  }
+  const first = `Invalid option "${describeOptionName(error.option)}"`;
+  const starts = error.problems.length === 1 ? first : `Invalid options (${error.problems.length} problems): (1) ${first}`;
+  if (!error.message.startsWith(starts)) problems.push(`message does not start with the option: ${error.message.slice(0, 100)}`);
   if (CONTROL.test(error.message)) problems.push(`message has control characters (log injection): ${JSON.stringify(error.message.slice(0, 120))}`);
   if (error.message.length > MAX_MESSAGE_LENGTH) problems.push(`message is ${error.message.length} characters long`);
   return problems;

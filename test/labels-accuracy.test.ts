@@ -9,6 +9,7 @@
  * workload and only printed, side by side.
  */
 import type { Profile } from 'pprof-format';
+import { expectedLabelMode } from './helpers/node-line';
 
 interface RouteAccuracy {
   samples: number;
@@ -88,7 +89,7 @@ describe(`route label accuracy over real HTTP (Node ${process.version})`, () => 
 
   test('RequestLabels driving the engine directly: >= 99 % of every route\'s samples carry its route', async () => {
     const result = await measure('ours-direct');
-    expect(result.labelMode).toBe(Number(process.versions.node.split('.')[0]) >= 24 ? 'cped' : 'async-hooks');
+    expect(result.labelMode).toBe(expectedLabelMode());
     expectExactRouteLabels(result);
   }, 60_000);
 

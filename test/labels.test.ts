@@ -27,9 +27,9 @@ import { extendLabels, noDrops } from '../src/labels/label-set';
 import { AsyncHookPropagator, CpedPropagator, asyncContextFrameActive, labelsOfContext, LabelHolder, type ContextEngine } from '../src/labels/propagation';
 import { MAX_LABEL_VALUE_LENGTH } from '../src/pyroscope-rules';
 import type { Labels } from '../src/types';
+import { expectedLabelMode } from './helpers/node-line';
 
 const DEFAULTS: LabelOptions = { route: true, method: true, maxLabelValues: 1000 };
-const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 
 /** The label set a sample taken right now would carry (the engine's context, holder unwrapped). */
 function sampleContext(): unknown {
@@ -144,9 +144,8 @@ describe('RequestLabels options and detection', () => {
     expect(labels.detectMode()).toBe(expected);
     expect(labels.mode).toBe(expected);
     expect(labels.timeProfilerOptions()).toEqual({ withContexts: true, useCPED: expected === 'cped' });
-    // Node 20 has no AsyncContextFrame; Node 24 has it on by default.
-    if (NODE_MAJOR === 20) expect(expected).toBe('async-hooks');
-    if (NODE_MAJOR >= 24 && !process.execArgv.includes('--no-async-context-frame')) expect(expected).toBe('cped');
+    // Node 20 has no AsyncContextFrame; 22 only with a flag; 24 and later by default.
+    expect(expected).toBe(expectedLabelMode());
   });
 });
 
@@ -449,22 +448,21 @@ describe.each(MODES)('in %s mode', (mode) => {
       a.get('/burn', async () => {
         await labels.withLabels({ tenant: 'acme' }, async () => {
           await nextImmediate();
-          burnInner(60);
+          burnInner(BURN_SAMPLES);
         });
         await nextImmediate();
-        burnOuter(60);
+        burnOuter(BURN_SAMPLES);
         return 'ok';
       }),
     );
     startProfiler(labels);
     await httpRequest(app, '/burn');
     const profile = stopProfiler(labels);
-    const inner = labelsOfSamplesIn(profile, 'burnInner');
-    const outer = labelsOfSamplesIn(profile, 'burnOuter');
-    expect(inner.length).toBeGreaterThan(0);
-    expect(outer.length).toBeGreaterThan(0);
-    expect(new Set(inner.map((l) => JSON.stringify(l)))).toEqual(new Set([JSON.stringify({ route: '/burn', method: 'GET', tenant: 'acme' })]));
-    expect(new Set(outer.map((l) => JSON.stringify(l)))).toEqual(new Set([JSON.stringify({ route: '/burn', method: 'GET' })]));
+    // one object, so that a failure shows both burns at once ([] = no sample in that burner)
+    expect({ inner: distinctLabels(labelsOfSamplesIn(profile, 'burnInner')), outer: distinctLabels(labelsOfSamplesIn(profile, 'burnOuter')) }).toEqual({
+      inner: [{ route: '/burn', method: 'GET', tenant: 'acme' }],
+      outer: [{ route: '/burn', method: 'GET' }],
+    });
   });
 });
 
@@ -742,20 +740,58 @@ class Gate {
 }
 
 /**
- * A CPU burner named `name`, new code each call. Code that V8 optimized on-stack (OSR) before a
- * profiling session started can lose its frame in that session's profile, so each session burns
- * in a function compiled while it runs.
+ * Samples each burner waits for. A burner stops on the engine's sample count, not on a wall
+ * time: on this shared 2-core machine (load average 17 measured while running this file) a
+ * 60 ms wall-clock burn could get no CPU, so no sample, at all.
  */
-function freshBurner(name: string): (ms: number) => number {
+const BURN_SAMPLES = 20;
+/** Bound on one burn when the engine takes no sample (a stuck sampler): the test then fails, it does not hang. */
+const BURN_MAX_MS = 10_000;
+
+/** Makes each freshBurner's source unique (see there). */
+let burnerSerial = 0;
+
+/**
+ * A CPU burner named `name`, new code each call, so that its optimized code is made during the
+ * session that samples it. It runs until the engine has taken `samples` samples since it began
+ * (all on its stack but GC: it holds the thread), or BURN_MAX_MS.
+ *
+ * Why new code: V8 enters a long loop through on-stack-replacement (OSR) code, which it keeps
+ * only on the function's feedback vector, and when a CPU profiler starts it logs the existing
+ * code of functions but not code held only there (v8 src/logging/log.cc,
+ * EnumerateCompiledFunctions: "we will not log optimized code objects that are only on a type
+ * feedback vector"). A session started after that code was made cannot name its frames: their
+ * samples go to the caller. `new Function` with the same source does not give new code either:
+ * V8's eval cache hands back the same SharedFunctionInfo and feedback cell, OSR code included.
+ * With one constant source, the second mode's session here (async-hooks after cped) had no
+ * sample in burnInner/burnOuter on Node 26.12 (0 of ~100 samples; it passed with --no-use-osr,
+ * and with the mode order swapped the cped one failed). Node 24 passed only because it made new
+ * OSR code during that session too. So the source carries a serial number: an eval-cache miss,
+ * new code, compiled while sampled.
+ */
+function freshBurner(name: string): (samples: number) => number {
+  burnerSerial++;
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  return new Function(
-    `return function ${name}(ms) {
-      const end = Date.now() + ms;
+  const burn = new Function(
+    `// burner ${burnerSerial}: unique source, so V8's eval cache gives new code (see freshBurner)
+    return function ${name}(state, countIndex, samples, maxMs) {
+      const from = state[countIndex];
+      const end = Date.now() + maxMs;
       let x = 1;
-      while (Date.now() < end) for (let i = 0; i < 10000; i++) x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      while (state[countIndex] - from < samples && Date.now() < end) {
+        for (let i = 0; i < 10000; i++) x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      }
       return x;
     };`,
-  )() as (ms: number) => number;
+  )() as (state: Uint32Array, countIndex: number, samples: number, maxMs: number) => number;
+  // the engine's live state array: its sample count goes up at each sample, read without a call
+  return (samples) => burn(time.getState() as Uint32Array, time.constants.kSampleCount as number, samples, BURN_MAX_MS);
+}
+
+/** The distinct label sets of `labels` (whatever the order of their names), in a stable order. */
+function distinctLabels(labels: Record<string, string>[]): Record<string, string>[] {
+  const keys = new Set(labels.map((l) => JSON.stringify(Object.entries(l).sort(([a], [b]) => (a < b ? -1 : 1)))));
+  return [...keys].sort().map((key) => Object.fromEntries(JSON.parse(key) as [string, string][]));
 }
 
 /** The string labels of every sample whose stack contains `functionName`. */

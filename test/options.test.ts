@@ -56,7 +56,12 @@ describe('resolveOptions: defaults', () => {
       headers: {},
       tags: {},
       cpuThreshold: 700,
+      eventLoopThreshold: false,
+      heapThreshold: false,
+      memoryThreshold: false,
       checkInterval: 10_000,
+      cooldown: 0,
+      maxSessionsPerHour: false,
       profilingDuration: 120_000,
       uploadRate: 15_000,
       profileTypes: { cpu: true, wall: false, heap: true },
@@ -148,7 +153,22 @@ describe('resolveOptions: every rejection names the option, the value and what i
     ['threshold 1001', { ...base, cpuThreshold: 1001 }, /"cpuThreshold".*1001.*from 0 to 1000/],
     ['threshold -1', { ...base, cpuThreshold: -1 }, /"cpuThreshold".*-1.*from 0 to 1000/],
     ['threshold 0.5', { ...base, cpuThreshold: 0.5 }, /"cpuThreshold".*0\.5.*integer/],
-    ['threshold as string', { ...base, cpuThreshold: '700' }, /"cpuThreshold".*"700".*integer from 0 to 1000/],
+    ['threshold as string', { ...base, cpuThreshold: '700' }, /"cpuThreshold".*"700".*integer from 0 to 1000.*or false \(off\)/],
+    ['threshold true', { ...base, cpuThreshold: true }, /"cpuThreshold".*true.*integer from 0 to 1000.*or false \(off\)/],
+    ['eventLoopThreshold 0', { ...base, eventLoopThreshold: 0 }, /"eventLoopThreshold".*got 0.*from 1 to 1000, or false \(off\)/],
+    ['eventLoopThreshold 1001', { ...base, eventLoopThreshold: 1001 }, /"eventLoopThreshold".*1001.*from 1 to 1000/],
+    ['eventLoopThreshold 0.8', { ...base, eventLoopThreshold: 0.8 }, /"eventLoopThreshold".*0\.8.*integer from 1 to 1000/],
+    ['eventLoopThreshold true', { ...base, eventLoopThreshold: true }, /"eventLoopThreshold".*true.*event-loop utilization.*or false/],
+    ['heapThreshold as string', { ...base, heapThreshold: '80%' }, /"heapThreshold".*"80%".*heap limit.*or false/],
+    ['heapThreshold 0', { ...base, heapThreshold: 0 }, /"heapThreshold".*got 0.*from 1 to 1000/],
+    ['memoryThreshold -1', { ...base, memoryThreshold: -1 }, /"memoryThreshold".*-1.*from 1 to 1000/],
+    ['memoryThreshold null', { ...base, memoryThreshold: null }, /"memoryThreshold".*null.*memory available.*or false/],
+    ['cooldown "10 min"', { ...base, cooldown: '10 min' }, /"cooldown".*"10 min".*Go duration string/],
+    ['cooldown negative', { ...base, cooldown: -1 }, /"cooldown".*-1.*duration/],
+    ['cooldown over a day', { ...base, cooldown: '25h' }, /"cooldown".*"25h".*to 86400000 ms/],
+    ['maxSessionsPerHour 0', { ...base, maxSessionsPerHour: 0 }, /"maxSessionsPerHour".*got 0.*from 1 to 3600, or false \(unbounded\)/],
+    ['maxSessionsPerHour 2.5', { ...base, maxSessionsPerHour: 2.5 }, /"maxSessionsPerHour".*2\.5.*integer from 1 to 3600/],
+    ['maxSessionsPerHour true', { ...base, maxSessionsPerHour: true }, /"maxSessionsPerHour".*true.*unbounded, the default/],
     ['"15 sec"', { ...base, uploadRate: '15 sec' }, /"uploadRate".*"15 sec".*Go duration string/],
     ['negative duration', { ...base, checkInterval: -5 }, /"checkInterval".*-5.*duration/],
     ['uploadRate longer than profilingDuration', { ...base, uploadRate: '3m', profilingDuration: '2m' }, /"uploadRate".*"3m".*no longer than profilingDuration \(120000 ms\)/],
@@ -195,6 +215,18 @@ describe('resolveOptions: every rejection names the option, the value and what i
   });
 });
 
+describe('resolveOptions: triggers', () => {
+  it('takes false for every trigger (all off = manual only) and for the hourly bound', () => {
+    const o = resolveOptions({ ...base, cpuThreshold: false, eventLoopThreshold: false, heapThreshold: false, memoryThreshold: false, maxSessionsPerHour: false }, noEnv);
+    expect(o).toMatchObject({ cpuThreshold: false, eventLoopThreshold: false, heapThreshold: false, memoryThreshold: false, maxSessionsPerHour: false });
+  });
+
+  it('takes thresholds at the ends of their ranges, a cooldown as a Go duration and an hourly bound', () => {
+    const o = resolveOptions({ ...base, cpuThreshold: 0, eventLoopThreshold: 1, heapThreshold: 1000, memoryThreshold: 900, cooldown: '10m', maxSessionsPerHour: 6 }, noEnv);
+    expect(o).toMatchObject({ cpuThreshold: 0, eventLoopThreshold: 1, heapThreshold: 1000, memoryThreshold: 900, cooldown: 600_000, maxSessionsPerHour: 6 });
+  });
+});
+
 describe('resolveOptions: values that would break uploads or hide mistakes', () => {
   it.each<[string, Record<string, unknown>, RegExp]>([
     ['a token with a line break', { ...base, authToken: 'a\nb' }, /"authToken".*without control characters/],
@@ -212,5 +244,37 @@ describe('resolveOptions: values that would break uploads or hide mistakes', () 
     const e = errorFor({ ...base, headers: { 'x\ny': 'v' } });
     expect(e.message).toContain('Invalid option "headers.x\\u000ay"');
     expect(errorFor({ ...base, appName: 'a\u007fb' }).message).toContain('"a\\u007fb"');
+  });
+});
+
+describe('resolveOptions: one registration, one error listing every problem', () => {
+  it('reports each bad option with its value and what is allowed, in one message and in `problems`', () => {
+    const error = errorFor({ ...base, cpuThreshold: 1200, uploadRate: '15 sec' });
+    expect(error.problems.map((p) => p.option)).toEqual(['cpuThreshold', 'uploadRate']);
+    expect(error.problems[0]).toEqual({ option: 'cpuThreshold', received: '1200', expected: 'an integer from 0 to 1000, or false (off)' });
+    expect(error.problems[1]).toMatchObject({ option: 'uploadRate', received: '"15 sec"' });
+    expect(error.option).toBe('cpuThreshold');
+    expect(error.message).toMatch(/^Invalid options \(2 problems\): \(1\) Invalid option "cpuThreshold": got 1200; expected an integer from 0 to 1000, or false \(off\) \(2\) Invalid option "uploadRate": got "15 sec"; expected a duration/);
+    expect(error.message).not.toMatch(/\n/);
+  });
+
+  it('lists schema (type) problems, unknown options and value problems together', () => {
+    const error = errorFor({ ...base, sampleRate: 'fast', cpuTreshold: 500, maxLabelValues: 0, profileTypes: { cpu: 'yes' } });
+    expect(error.problems.map((p) => p.option).sort()).toEqual(['cpuTreshold', 'maxLabelValues', 'profileTypes.cpu', 'sampleRate']);
+  });
+
+  it('reports a bad value once, not again as "missing" (appName of the wrong type, half of basic auth)', () => {
+    expect(errorFor({ appName: 42, serverAddress: 'http://localhost:4040' }).problems.map((p) => p.option)).toEqual(['appName']);
+    expect(errorFor({ ...base, basicAuthUser: 'a:b', basicAuthPassword: 'x' }).problems.map((p) => p.option)).toEqual(['basicAuthUser']);
+  });
+
+  it('does not invent a cross-field problem from an invalid field (profilingDuration invalid, uploadRate fine)', () => {
+    expect(errorFor({ ...base, profilingDuration: 'soon' }).problems.map((p) => p.option)).toEqual(['profilingDuration']);
+  });
+
+  it('a single problem keeps the single-problem message', () => {
+    const error = errorFor({ ...base, cpuThreshold: 1200 });
+    expect(error.problems).toHaveLength(1);
+    expect(error.message).toBe('Invalid option "cpuThreshold": got 1200; expected an integer from 0 to 1000, or false (off)');
   });
 });

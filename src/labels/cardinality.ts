@@ -4,9 +4,14 @@
  * Every distinct label value becomes a Pyroscope series, so per window each label name may take
  * at most `maxValues` distinct values; later newcomers are collapsed into one `(overflow)` value
  * and counted. Values already seen keep flowing, so the routes that were busy first stay exact.
+ *
+ * `span_id` is exempt: Pyroscope keeps it on the sample, not in the series (ingest splits the
+ * profile "without" it), so its many values cost no series; capping it would break every
+ * trace-to-profile link after the first maxValues requests of a window. `span_name` is capped.
  */
 import type { Labels } from '../types';
 import { EMPTY_LABELS } from './label-set';
+import { SPAN_ID_LABEL } from './spans';
 
 export const OVERFLOW_VALUE = '(overflow)';
 
@@ -82,7 +87,7 @@ export class LabelCardinalityCap {
     for (const name of Object.keys(context)) {
       const value = context[name];
       if (typeof value !== 'string') continue;
-      if (this.admit(name, value)) {
+      if (name === SPAN_ID_LABEL || this.admit(name, value)) {
         out[name] = value;
       } else {
         out[name] = OVERFLOW_VALUE;

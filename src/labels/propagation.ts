@@ -13,6 +13,10 @@
 import { AsyncLocalStorage, createHook, type AsyncHook } from 'node:async_hooks';
 import { time } from '@datadog/pprof';
 import type { Labels } from '../types';
+import type { SpanSampleContext } from './spans';
+
+/** What a sample's context stands for: a route/withLabels label set, or one plus a request's root span. */
+export type SampleContext = Labels | SpanSampleContext;
 
 export type LabelMode = 'cped' | 'async-hooks';
 
@@ -27,9 +31,9 @@ export interface LabelPropagator {
    * `reused`: this very label set object comes back again and again (route label sets), so the
    * propagator may keep per-set state for it (CPED mode keeps the engine's holder).
    */
-  run<T>(labels: Labels, fn: () => T, reused?: boolean): T;
-  /** The label set of the running code, undefined outside any labelled work. */
-  current(): Labels | undefined;
+  run<T>(labels: SampleContext, fn: () => T, reused?: boolean): T;
+  /** The sample context of the running code, undefined outside any labelled work. */
+  current(): SampleContext | undefined;
   /** Times the engine refused a context (the propagator then turns itself off). */
   readonly engineErrors: number;
 }
@@ -81,7 +85,7 @@ export class CpedPropagator implements LabelPropagator {
   /** the engine's AsyncLocalStorage for this session, when caught and checked */
   private engineStore: AsyncLocalStorage<object> | undefined;
   /** engine holders of reused label sets, for this session only */
-  private holders = new WeakMap<Labels, object>();
+  private holders = new WeakMap<SampleContext, object>();
 
   constructor(private readonly engine: ContextEngine = time) {}
 
@@ -103,7 +107,7 @@ export class CpedPropagator implements LabelPropagator {
     this.holders = new WeakMap();
   }
 
-  run<T>(labels: Labels, fn: () => T, reused = false): T {
+  run<T>(labels: SampleContext, fn: () => T, reused = false): T {
     // A stopped engine throws from runWithContext; never let that reach a request.
     if (!this.enabled || !this.engine.isStarted()) return fn();
     const store = this.engineStore;
@@ -117,9 +121,9 @@ export class CpedPropagator implements LabelPropagator {
     return store.run(holder, fn);
   }
 
-  current(): Labels | undefined {
+  current(): SampleContext | undefined {
     if (!this.enabled || !this.engine.isStarted()) return undefined;
-    return this.engine.getContext() as Labels | undefined;
+    return this.engine.getContext() as SampleContext | undefined;
   }
 }
 
@@ -171,7 +175,7 @@ const noop = (): void => undefined;
  * rewritten in place until a sample has taken the holder (see AsyncHookPropagator).
  */
 export class LabelHolder {
-  constructor(public labels: Labels | undefined) {}
+  constructor(public labels: SampleContext | undefined) {}
 }
 
 /** The label set a sample's context stands for: holders are unwrapped, label sets returned as they are. */
@@ -209,7 +213,7 @@ export class AsyncHookPropagator implements LabelPropagator {
   readonly mode = 'async-hooks' as const;
   engineErrors = 0;
 
-  private readonly store = new AsyncLocalStorage<Labels>();
+  private readonly store = new AsyncLocalStorage<SampleContext>();
   private readonly hook: AsyncHook;
   private holder = new LabelHolder(undefined);
   /** the engine's sample count when `holder` was handed over */
@@ -249,18 +253,18 @@ export class AsyncHookPropagator implements LabelPropagator {
     this.engineState = undefined;
   }
 
-  run<T>(labels: Labels, fn: () => T): T {
+  run<T>(labels: SampleContext, fn: () => T): T {
     // Inside run() no `before` fires for the synchronous part, so point the slot ourselves on the
     // way in, and back at the caller's store on the way out (also when fn throws).
     return this.store.run(labels, runPointed, this, labels, this.store.getStore(), fn);
   }
 
-  current(): Labels | undefined {
+  current(): SampleContext | undefined {
     return this.store.getStore();
   }
 
   /** Makes the engine's context slot stand for `labels`. */
-  point(labels: Labels | undefined): void {
+  point(labels: SampleContext | undefined): void {
     if (labels === this.holder.labels || !this.enabled) return;
     const sampleCount = this.engineState![kSampleCount];
     if (sampleCount === this.holderSampleCount) {
@@ -278,7 +282,7 @@ export class AsyncHookPropagator implements LabelPropagator {
     }
   }
 
-  private handOver(labels: Labels | undefined, sampleCount = this.engineState![kSampleCount]): void {
+  private handOver(labels: SampleContext | undefined, sampleCount = this.engineState![kSampleCount]): void {
     const holder = new LabelHolder(labels);
     this.engine.setContext(holder);
     this.holder = holder;
@@ -289,8 +293,8 @@ export class AsyncHookPropagator implements LabelPropagator {
 /** A plain function rather than a closure, so run() allocates nothing beyond AsyncLocalStorage's own work. */
 function runPointed<T>(
   propagator: AsyncHookPropagator,
-  labels: Labels,
-  outer: Labels | undefined,
+  labels: SampleContext,
+  outer: SampleContext | undefined,
   fn: () => T,
 ): T {
   propagator.point(labels);

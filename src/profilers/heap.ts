@@ -40,11 +40,11 @@ export class HeapProfiler {
     return { kind: 'heap', profile, foldedSamples };
   }
 
-  /** Stops the sampler without a last snapshot. */
+  /** Stops the sampler without a snapshot (the sampler that ran between sessions, at close). */
   release(): void {
     if (!this.started) return;
-    heap.stop();
     this.started = false;
+    heap.stop();
   }
 
   /** The last snapshot, then the sampler is stopped. */

@@ -10,16 +10,26 @@ import type { Profile } from 'pprof-format';
 import { HeapProfiler } from './heap';
 import { mergeProfiles } from './merge';
 import { SharedEngine, TimeShare } from './shared-engine';
-import { TimeProfiler, type SampleLabeler, type WindowProfile } from './time';
+import { TimeProfiler, type SampleLabeler, type TimeKinds, type WindowProfile } from './time';
 import { hasSamples } from './transform';
 
-export { HeapProfiler, SharedEngine, TimeProfiler, TimeShare, mergeProfiles, type SampleLabeler, type WindowProfile };
+export { HeapProfiler, SharedEngine, TimeProfiler, TimeShare, mergeProfiles, type SampleLabeler, type TimeKinds, type WindowProfile };
 export type { SharedEngineOptions } from './shared-engine';
+
+/** Profiles one session collects on top of `profileTypes` (set by what started it). */
+export interface SessionExtras {
+  wall?: boolean;
+  heap?: boolean;
+}
 
 /** What the controller drives; a fake in tests. */
 export interface SessionProfiler {
   /** Starts sampling; throws when the engine cannot start (nothing is left running then). */
-  start(): void;
+  start(extras?: SessionExtras): void;
+  /** At ready: starts what samples between sessions (may throw; sessions still work then). */
+  open?(): void;
+  /** At close, after the last session's stop: releases what open() started. */
+  close?(): void;
   /** Profiles of the window since the previous call (or start); sampling goes on. */
   collect(window: Window): Promise<CollectedWindow>;
   /** Profiles of the last window; sampling stops. Safe to call when not started. */
@@ -47,6 +57,12 @@ export interface EngineProfilerOptions {
   labeler?: SampleLabeler;
   /** the process's engine, shared with pull captures; default: one of its own */
   engine?: SharedEngine;
+  /**
+   * Keep the heap sampler running from open() (ready) to close(), not only in sessions: a heap
+   * profile shows what was sampled while the sampler ran, so a session started by heap growth
+   * would otherwise miss everything allocated before it.
+   */
+  heapBetweenSessions?: boolean;
 }
 
 /**
@@ -56,12 +72,15 @@ export interface EngineProfilerOptions {
  */
 export class EngineProfiler implements SessionProfiler {
   private readonly engine: SharedEngine;
-  private readonly kinds: { cpu: boolean; wall: boolean; heap: boolean };
+  /** the running session's time views (undefined: it does not sample time) */
   private share?: TimeShare;
-  private holdsHeap = false;
+  private sessionKinds: TimeKinds = { cpu: false, wall: false };
+  /** the running session holds the heap sampler */
+  private sessionHeap = false;
+  /** open() holds the heap sampler until close() */
+  private heapOpen = false;
 
-  constructor(options: EngineProfilerOptions) {
-    this.kinds = options.profileTypes;
+  constructor(private readonly options: EngineProfilerOptions) {
     this.engine =
       options.engine ??
       new SharedEngine({
@@ -73,14 +92,28 @@ export class EngineProfiler implements SessionProfiler {
       });
   }
 
-  start(): void {
-    if (this.share !== undefined || this.holdsHeap) throw new Error('the session profiler is already started');
-    const { cpu, wall, heap } = this.kinds;
-    if (cpu || wall) this.share = this.engine.joinTime();
+  open(): void {
+    if (!this.options.heapBetweenSessions || this.heapOpen) return;
+    this.engine.acquireHeap();
+    this.heapOpen = true;
+  }
+
+  close(): void {
+    if (!this.heapOpen) return;
+    this.heapOpen = false;
+    this.engine.releaseHeap();
+  }
+
+  start(extras: SessionExtras = {}): void {
+    if (this.share !== undefined || this.sessionHeap) throw new Error('the session profiler is already started');
+    const types = this.options.profileTypes;
+    const kinds = { cpu: types.cpu, wall: types.wall || extras.wall === true };
+    const heap = types.heap || extras.heap === true;
+    if (kinds.cpu || kinds.wall) this.share = this.engine.joinTime();
     try {
       if (heap) {
         this.engine.acquireHeap();
-        this.holdsHeap = true;
+        this.sessionHeap = true;
       }
     } catch (error) {
       // both samplers or none; the heap's error is the one the caller must see
@@ -91,6 +124,7 @@ export class EngineProfiler implements SessionProfiler {
       }
       throw error;
     }
+    this.sessionKinds = kinds;
   }
 
   /**
@@ -116,14 +150,15 @@ export class EngineProfiler implements SessionProfiler {
     try {
       pieces = this.leaveTime();
     } catch (error) {
-      this.releaseHeap(); // both samplers stop even when one throws
+      this.releaseSessionHeap(); // both samplers stop even when one throws
       throw error;
     }
     let heapProfiles: WindowProfile[];
     try {
       heapProfiles = this.heapSnapshot();
     } finally {
-      this.releaseHeap();
+      // the sampler open() holds keeps running after the session (the engine counts holders)
+      this.releaseSessionHeap();
     }
     return encodeWindow([...this.timeViews(pieces), ...heapProfiles], window);
   }
@@ -134,21 +169,21 @@ export class EngineProfiler implements SessionProfiler {
     return share ? this.engine.leaveTime(share) : [];
   }
 
-  private releaseHeap(): void {
-    if (!this.holdsHeap) return;
-    this.holdsHeap = false;
+  private releaseSessionHeap(): void {
+    if (!this.sessionHeap) return;
+    this.sessionHeap = false;
     this.engine.releaseHeap();
   }
 
   private heapSnapshot(): WindowProfile[] {
-    if (!this.holdsHeap) return [];
+    if (!this.sessionHeap) return [];
     const snapshot = this.engine.heapSnapshot();
     return snapshot && hasSamples(snapshot.profile) ? [snapshot] : [];
   }
 
   private timeViews(pieces: Profile[]): WindowProfile[] {
     if (pieces.length === 0) return [];
-    return this.engine.views(mergeProfiles(pieces), this.kinds);
+    return this.engine.views(mergeProfiles(pieces), this.sessionKinds);
   }
 }
 

@@ -23,6 +23,12 @@ export interface TimeProfilerOptions {
   labeler?: SampleLabeler;
 }
 
+/** The views one session produces (a session may add wall to what the options say). */
+export interface TimeKinds {
+  cpu: boolean;
+  wall: boolean;
+}
+
 export interface WindowProfile {
   kind: ProfileKind;
   profile: Profile;
@@ -40,16 +46,24 @@ export class TimeProfiler {
   private windowStartedAt = 0;
   /** consecutive long windows the engine reported stuck for certain */
   private stuckWindows = 0;
+  private kinds: TimeKinds;
 
-  constructor(private readonly options: TimeProfilerOptions) {}
+  constructor(private readonly options: TimeProfilerOptions) {
+    this.kinds = { cpu: options.cpu, wall: options.wall };
+  }
 
   get running(): boolean {
     return time.isStarted();
   }
 
-  /** Starts sampling. Throws if the engine cannot start (e.g. another time profiler runs). */
-  start(): void {
-    const { sampleRate, cpu, windowMs, labeler } = this.options;
+  /**
+   * Starts sampling, with the views of this session (default: the options'). Throws if the engine
+   * cannot start (e.g. another time profiler runs).
+   */
+  start(kinds: TimeKinds = { cpu: this.options.cpu, wall: this.options.wall }): void {
+    const { sampleRate, windowMs, labeler } = this.options;
+    const cpu = kinds.cpu;
+    this.kinds = { ...kinds };
     time.start({
       intervalMicros: Math.round(1_000_000 / sampleRate),
       durationMillis: windowMs,
@@ -98,7 +112,7 @@ export class TimeProfiler {
     this.stuckWindows = stuck ? this.stuckWindows + 1 : 0;
     if (this.stuckWindows >= STUCK_WINDOWS_BEFORE_RESTART) {
       this.stop();
-      this.start();
+      this.start(this.kinds);
       this.samplerRestarts++;
     }
     return profile;
@@ -152,7 +166,7 @@ export class TimeProfiler {
   }
 
   /** The CPU and/or wall views of an engine profile (by default those of the options). */
-  views(profile: Profile, kinds: { cpu: boolean; wall: boolean } = this.options): WindowProfile[] {
+  views(profile: Profile, kinds: TimeKinds = this.kinds): WindowProfile[] {
     const out: WindowProfile[] = [];
     const add = (kind: 'cpu' | 'wall', projected: Projected | undefined): void => {
       if (projected) out.push({ kind, profile: projected.profile, foldedSamples: projected.foldedSamples });

@@ -9,6 +9,8 @@
 import type { Profile } from 'pprof-format';
 
 export const ROUTE_LABEL = 'route';
+/** The sample label of OpenTelemetry span profiles: the request's local root span id (16 hex). */
+export const SPAN_ID_LABEL = 'span_id';
 /** Where samples without a route label (404s, work outside requests, idle) are counted. */
 export const NO_ROUTE = '(no route)';
 /** Which sample type the report uses, best first: CPU time, else wall time, else sample counts. */
@@ -74,6 +76,8 @@ export interface ReportData {
   sortBy: SortBy;
   /** inputs that were not used, and why */
   skipped: SkippedProfile[];
+  /** when given: only the samples of these spans (span_id label) were counted */
+  spanIds?: string[];
 }
 
 export interface BuildOptions {
@@ -81,6 +85,14 @@ export interface BuildOptions {
   sortBy?: SortBy;
   /** keep only the routes for which this is true (shares stay relative to all routes) */
   routeFilter?: (route: string) => boolean;
+}
+
+export interface BuilderOptions {
+  /**
+   * Count only samples whose `span_id` label is one of these (what Grafana's "Profiles for this
+   * span" asks Pyroscope for): a trace's slow span, offline.
+   */
+  spanIds?: ReadonlySet<string>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,7 +174,10 @@ export class ReportBuilder {
   private readonly units: (string | undefined)[] = new Array<string | undefined>(SLOTS);
   private readonly added: AddedProfile[] = [];
 
-  constructor(private readonly cwd: string = process.cwd()) {}
+  constructor(
+    private readonly cwd: string = process.cwd(),
+    private readonly builderOptions: BuilderOptions = {},
+  ) {}
 
   add(profile: Profile, source: string, appName?: string): void {
     const strings = profile.stringTable.strings;
@@ -174,8 +189,13 @@ export class ReportBuilder {
 
     const framesByLocation = this.framesByLocation(profile);
     const routeKey = strings.indexOf(ROUTE_LABEL);
+    const spanIds = this.builderOptions.spanIds;
+    const spanKey = spanIds === undefined ? -1 : strings.indexOf(SPAN_ID_LABEL);
+    // asked for spans and no sample of this profile has a span_id: nothing to count
+    if (spanIds !== undefined && spanKey < 0) return;
     for (const sample of profile.sample) {
       if (columns.every(({ column }) => Number(sample.value[column] ?? 0) === 0)) continue;
+      if (spanIds !== undefined && !spanIds.has(labelValue(sample.label, spanKey, strings) ?? '')) continue;
       const route = routeOf(sample.label, routeKey, strings);
       this.addSample(route, sample.locationId, framesByLocation, sample.value, columns);
     }
@@ -205,6 +225,7 @@ export class ReportBuilder {
       top,
       sortBy,
       skipped: this.added.filter((p) => !p.slots.has(slot)).map((p) => ({ source: p.source, reason: skipReason(p, slot, type) })),
+      ...(this.builderOptions.spanIds !== undefined ? { spanIds: [...this.builderOptions.spanIds].sort() } : {}),
     };
   }
 
@@ -283,6 +304,11 @@ export class ReportBuilder {
 
 function addValues(into: number[], values: readonly (number | bigint)[], columns: readonly SlotColumn[]): void {
   for (const { slot, column } of columns) into[slot]! += Number(values[column] ?? 0);
+}
+
+function labelValue(labels: Profile['sample'][number]['label'], key: number, strings: readonly string[]): string | undefined {
+  for (const label of labels) if (Number(label.key) === key) return strings[Number(label.str)];
+  return undefined;
 }
 
 function routeOf(labels: Profile['sample'][number]['label'], routeKey: number, strings: readonly string[]): string {

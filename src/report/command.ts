@@ -30,6 +30,9 @@ Options:
   --top <N>           functions per route (default ${DEFAULT_TOP})
   --sort <self|total> rank functions by self time (default) or by total (inclusive) time
   --route <pattern>   only routes matching: a substring, or a glob with * (e.g. '/users/*')
+  --span <id>         only the samples of this span: the span_id of a request's local root span
+                      (spanProfiles with OpenTelemetry; the id Tempo shows, 16 hex digits).
+                      Repeat it for several spans, merged as Grafana's "Profiles for this span"
   --html <outdir>     also write self-contained flame graph pages (index.html + one per route)
   -h, --help          show this help
 
@@ -45,6 +48,7 @@ interface ReportArgs {
   sortBy: SortBy;
   route: string | undefined;
   htmlDir: string | undefined;
+  spanIds: Set<string> | undefined;
   help: boolean;
 }
 
@@ -59,6 +63,7 @@ function parseReportArgs(argv: readonly string[]): ReportArgs {
         sort: { type: 'string' },
         route: { type: 'string' },
         html: { type: 'string' },
+        span: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -72,8 +77,23 @@ function parseReportArgs(argv: readonly string[]): ReportArgs {
     sortBy: parseSort(values.sort),
     route: values.route,
     htmlDir: values.html,
+    spanIds: parseSpanIds(values.span),
     help: values.help === true,
   };
+}
+
+const SPAN_ID = /^[0-9a-f]{16}$/;
+
+/** `--span` values as the span_id labels carry them: 16 lowercase hex digits. */
+function parseSpanIds(raw: string[] | undefined): Set<string> | undefined {
+  if (raw === undefined || raw.length === 0) return undefined;
+  const ids = new Set<string>();
+  for (const value of raw) {
+    const id = value.trim().toLowerCase();
+    if (!SPAN_ID.test(id)) throw new UsageError(`--span must be a span id of 16 hex digits (e.g. 00f067aa0ba902b7), got '${value}'`);
+    ids.add(id);
+  }
+  return ids;
 }
 
 function parseTop(raw: string | undefined): number {
@@ -118,7 +138,15 @@ export async function runReportCommand(argv: readonly string[], io: CliIo): Prom
       top: args.top,
       sortBy: args.sortBy,
       ...(args.route !== undefined ? { routeFilter: routeMatcher(args.route) } : {}),
+      ...(args.spanIds !== undefined ? { spanIds: args.spanIds } : {}),
     });
+    if (args.spanIds !== undefined && report.total === 0) {
+      io.stderr(
+        `error: no sample carries span_id ${[...args.spanIds].join(' or ')} in these ${report.profileCount} profiles ` +
+          '(was a profiling session running during that request, its trace sampled, and spanProfiles on?)\n',
+      );
+      return EXIT_FAILURE;
+    }
     if (args.route !== undefined && report.routes.length === 0) {
       io.stderr(`error: no route matches --route '${args.route}' (${report.hiddenRoutes} routes in the profiles)\n`);
       return EXIT_FAILURE;

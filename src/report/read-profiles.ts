@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { parseProfileFileName, type ProfileFileName } from '../exporters/file';
-import { ReportBuilder, type BuildOptions, type ReportData, type SkippedProfile } from './aggregate';
+import { ReportBuilder, type BuilderOptions, type BuildOptions, type ReportData, type SkippedProfile } from './aggregate';
+import { checkPprofWireFormat } from './wire-check';
 
 /** A problem with the report's input the user must fix (missing directory, no profiles). */
 export class ReportInputError extends Error {
@@ -43,13 +44,37 @@ export async function listProfileFiles(inputs: readonly string[]): Promise<strin
   return files;
 }
 
-/** Decodes a pprof file's bytes, gzipped (as written by the exporter) or not. */
+/**
+ * The largest profile read, on disk and decompressed. Pyroscope refuses profiles over 4 MiB
+ * decompressed and the file exporter writes what it would accept; 64 MiB leaves room for other
+ * tools' files while a hostile gzip bomb or a runaway file cannot exhaust memory.
+ */
+export const MAX_PROFILE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Decodes a pprof file's bytes, gzipped (as written by the exporter) or not. The wire structure
+ * is checked first (linear time), so a corrupt or hostile file is refused at once instead of
+ * making the decoder spin; throws an error saying what is wrong.
+ */
 export function decodeProfile(bytes: Uint8Array): Profile {
   const gzipped = bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-  return Profile.decode(gzipped ? gunzipSync(bytes) : bytes);
+  let raw: Uint8Array = bytes;
+  if (gzipped) {
+    try {
+      raw = gunzipSync(bytes, { maxOutputLength: MAX_PROFILE_BYTES });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ERR_BUFFER_TOO_LARGE') throw new Error(`more than ${MAX_PROFILE_BYTES} bytes once decompressed`);
+      throw new Error(`not a complete gzip stream (${error instanceof Error ? error.message : String(error)})`);
+    }
+  }
+  checkPprofWireFormat(raw);
+  return Profile.decode(raw);
 }
 
 export async function readProfileFile(file: string): Promise<Profile> {
+  const { size } = await fsp.stat(file);
+  if (size > MAX_PROFILE_BYTES) throw new Error(`${size} bytes, more than the ${MAX_PROFILE_BYTES} bytes a profile may have`);
   return decodeProfile(await fsp.readFile(file));
 }
 
@@ -98,14 +123,14 @@ function unreadableReason(err: unknown): string {
  * and only its call trees are kept, so memory holds one decoded profile at a time.
  * Throws ReportInputError when an input is missing or no file holds a usable profile.
  */
-export async function loadReport(inputs: readonly string[], options: BuildOptions = {}): Promise<ReportData> {
+export async function loadReport(inputs: readonly string[], options: BuildOptions & BuilderOptions = {}): Promise<ReportData> {
   const files = await listProfileFiles(inputs);
   if (files.length === 0) {
     throw new ReportInputError(`${inputs.join(', ')}: no profile files (*.pb.gz) found; is this the plugin's outputDir?`);
   }
   const selection = selectFiles(files);
   const skipped = [...selection.skipped];
-  const builder = new ReportBuilder();
+  const builder = new ReportBuilder(process.cwd(), options.spanIds === undefined ? {} : { spanIds: options.spanIds });
   for (const { file, name } of selection.use) {
     try {
       builder.add(await readProfileFile(file), file, name?.appName);

@@ -64,7 +64,8 @@ export function describeReport(report: ReportData, withAppNames = true): string 
   const range = report.startMs !== undefined && report.endMs !== undefined
     ? `, ${formatTime(report.startMs)} to ${formatTime(report.endMs)}`
     : '';
-  return `${apps}${sampleTypeTitle(type)} (sample type '${type}'${unit ? `, ${unit}` : ''}) from ${profiles}${range}; total ${formatValue(report.total, unit)}`;
+  const spans = report.spanIds === undefined ? '' : `; only samples of span${report.spanIds.length === 1 ? '' : 's'} ${report.spanIds.join(', ')}`;
+  return `${apps}${sampleTypeTitle(type)} (sample type '${type}'${unit ? `, ${unit}` : ''}) from ${profiles}${range}${spans}; total ${formatValue(report.total, unit)}`;
 }
 
 function routeSummary(report: ReportData): string {

@@ -3,10 +3,12 @@ import { expect, test } from 'tstyche';
 import profilingPlugin, {
   fastifyContinuousProfiling,
   fromGoZeroConfig,
+  type LastTrigger,
   type ProfilerState,
   type ProfilerStats,
   type CaptureType,
   type PprofEndpointsOptions,
+  type TriggerCause,
   type ProfilingOptions,
 } from '../../src';
 
@@ -18,6 +20,19 @@ test('the plugin registers with typed options', () => {
   expect(app.register).type.not.toBeCallableWith(profilingPlugin, { appName: 'greet', cpuThreshold: '700' });
   expect(app.register).type.not.toBeCallableWith(profilingPlugin, { appName: 'greet', serverAddr: 'x' });
   expect<ProfilingOptions['uploadRate']>().type.toBe<string | number | undefined>();
+});
+
+test('triggers: thresholds take a number or false; stats say what started a session', () => {
+  expect(
+    app.register(profilingPlugin, { appName: 'greet', cpuThreshold: false, eventLoopThreshold: 900, heapThreshold: 800, memoryThreshold: false, cooldown: '10m', maxSessionsPerHour: 6 }),
+  ).type.not.toRaiseError();
+  expect(app.register).type.not.toBeCallableWith(profilingPlugin, { appName: 'greet', eventLoopThreshold: true });
+  expect<ProfilingOptions['heapThreshold']>().type.toBe<number | false | undefined>();
+  expect(app.profiler.stats().lastTrigger).type.toBe<LastTrigger | undefined>();
+  expect<LastTrigger['signal']>().type.toBe<TriggerCause>();
+  expect<TriggerCause>().type.toBe<'cpu' | 'eventLoop' | 'heap' | 'memory' | 'manual' | 'continuous'>();
+  expect(app.profiler.stats().eventLoopUtilization).type.toBe<number>();
+  expect(app.profiler.stats().sessionsHeldBack).type.toBe<{ cooldown: number; hourlyLimit: number }>();
 });
 
 test('app.profiler is typed through module augmentation', () => {

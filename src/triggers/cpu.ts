@@ -1,0 +1,21 @@
+/** The CPU trigger: the existing meter (src/cpu-usage.ts), read every check. */
+import type { CpuUsageMeter } from '../cpu-usage';
+import type { Trigger } from './trigger';
+
+export class CpuSignal implements Trigger {
+  readonly signal = 'cpu' as const;
+
+  constructor(
+    private readonly meter: CpuUsageMeter,
+    readonly threshold: number | false,
+  ) {}
+
+  read(): Promise<number> {
+    return this.meter.measure();
+  }
+
+  /** A new baseline: the next read covers only the time from now. */
+  restart(): Promise<void> {
+    return this.meter.baseline();
+  }
+}

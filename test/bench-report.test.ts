@@ -1,0 +1,111 @@
+/**
+ * bench/report.js: issue 15's targets judged on the intervals, on a synthetic run (no server, no
+ * timing: the figures are made up so each verdict is known in advance).
+ */
+interface Verdict {
+  target: string;
+  measured: string;
+  verdict: string;
+}
+interface Analysis {
+  labelMode: string;
+  phases: { id: string; own?: { share: { estimate: number } }; versusPyroscope?: { estimate: number } }[];
+  targets: Verdict[];
+}
+interface Report {
+  analyze(run: unknown): Analysis;
+  markdownSection(run: unknown, analysis: Analysis): string;
+  readmeTable(runs: { run: unknown; analysis: Analysis }[]): string;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const report = require('../bench/report') as Report;
+
+const ROUNDS = 10;
+/** Per-round CPU µs per request: `base` x factor, the machine's speed moving every configuration alike. */
+const series = (factor: number, jitter = 0.002): number[] =>
+  Array.from({ length: ROUNDS }, (_, i) => 100 * (1 + 0.3 * Math.sin(i)) * factor * (1 + jitter * Math.cos(7 * i + factor * 13)));
+
+function server(labelMode: string, sessions = 0) {
+  return {
+    eldP99Ms: 10,
+    eldMaxMs: 20,
+    maxRssMB: 100,
+    startup: { cpuMs: 30, wallMs: 35 },
+    uploadsMeasured: 4,
+    bytesPerMin: 30_000,
+    ingest: { uploads: 4, bytes: 40_000, maxSamples: 50, maxDecompressedBytes: 8000 },
+    profiler: { labelMode, sessions, dropped: 0, uploadsFailed: 0 },
+  };
+}
+
+function phase(route: string, shape: string, factors: Record<string, number>, labelMode: string) {
+  const configs = Object.keys(factors);
+  return {
+    route,
+    url: `/${route}`,
+    label: `/${route}`,
+    shape,
+    configs,
+    calibration: { saturating: 1000, paced: { rate: 500, amount: 1000 } },
+    rounds: Object.fromEntries(configs.map((c) => [c, series(factors[c])])),
+    busy: Object.fromEntries(configs.map((c) => [c, series(0.01)])),
+    seconds: 60,
+    servers: Object.fromEntries(configs.map((c) => [c, server(labelMode)])),
+  };
+}
+
+function run(labelMode: string, orders: Record<string, number>, hello: Record<string, number>) {
+  return {
+    env: { node: 'v24.0.0', nodeMajor: 24, date: 'd', nproc: 2, cpuModel: 'cpu', placement: 'pinned', loadBefore: '0', loadAfter: '0', elapsedS: 600 },
+    plan: { quick: false, connections: 50, sliceSeconds: 2, uploadRate: '15s' },
+    phases: [phase('orders', 'saturating', orders, labelMode), phase('hello', 'saturating', hello, labelMode)],
+    probe: {},
+    accuracy: undefined,
+  };
+}
+
+const verdictOf = (analysis: Analysis, fragment: string): string => {
+  const row = analysis.targets.find((t) => t.target.includes(fragment));
+  if (!row) throw new Error(`no target row with ${fragment}: ${analysis.targets.map((t) => t.target).join(' / ')}`);
+  return row.verdict;
+};
+
+describe('bench report: targets on intervals', () => {
+  const good = { baseline: 1, 'baseline-again': 1, engine: 1.1, continuous: 1.11, idle: 1, pyroscope: 1.2 };
+
+  test('CPED: own cost 1 % of the request on /orders passes; 10 % on /hello fails; idle and @pyroscope/nodejs judged', () => {
+    const r = run('cped', good, { ...good, continuous: 1.2 });
+    const a = report.analyze(r);
+    expect(a.labelMode).toBe('cped');
+    const orders = a.phases.find((p) => p.id === 'orders:saturating');
+    expect(orders?.own?.share.estimate).toBeCloseTo(0.01, 2);
+    expect(verdictOf(a, '/orders, saturating: plugin\'s own cost')).toBe('pass');
+    expect(verdictOf(a, '/hello, saturating: plugin\'s own cost')).toBe('fail');
+    expect(verdictOf(a, '/orders, saturating: never slower')).toBe('pass');
+    expect(verdictOf(a, 'installed idle')).toBe('pass');
+    const section = report.markdownSection(r, a);
+    expect(section).toContain('## Node v24.0.0');
+    expect(section).toContain('indistinguishable'); // the A/A and idle rows
+    expect(report.readmeTable([{ run: r, analysis: a }])).toContain('Node 24 (cped)');
+  });
+
+  test('slower than @pyroscope/nodejs beyond the noise fails; an idle plugin costing 5 % fails', () => {
+    const a = report.analyze(run('cped', { ...good, continuous: 1.3, idle: 1.05 }, good));
+    expect(verdictOf(a, '/orders, saturating: never slower')).toBe('fail');
+    expect(verdictOf(a, 'installed idle')).toBe('fail');
+  });
+
+  test('async-hook labels get the 15 % limit on /orders and no /hello limit', () => {
+    const a = report.analyze(run('async-hooks', { ...good, continuous: 1.2 }, { ...good, continuous: 1.5 }));
+    expect(verdictOf(a, '/orders, saturating: plugin\'s own cost over the engine floor <= 15 %')).toBe('pass');
+    expect(a.targets.some((t) => t.target.includes('/hello, saturating: plugin\'s own cost'))).toBe(false);
+  });
+
+  test('a noisy run is undecided rather than passed or failed', () => {
+    const noisy = run('cped', good, good);
+    // continuous scatters +-20 % around the floor from round to round
+    noisy.phases[0].rounds.continuous = noisy.phases[0].rounds.engine.map((x, i) => x * (1.02 + (i % 2 ? 0.2 : -0.2)));
+    const a = report.analyze(noisy);
+    expect(verdictOf(a, '/orders, saturating: plugin\'s own cost')).toBe('undecided');
+  });
+});
