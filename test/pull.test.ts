@@ -15,6 +15,7 @@ import autocannon from 'autocannon';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Profile } from 'pprof-format';
 import profilingPlugin, { ProfileCaptureError, ProfilingOptionError } from '../src';
+import { CpuUsageMeter } from '../src/cpu-usage';
 import type { ProfilingOptions } from '../src/options';
 import { decodeProfile, IngestStandIn, sampleLabels, sampleTypeNames, selfValueByFunction, type RecordedUpload } from './helpers/ingest-stand-in';
 
@@ -83,7 +84,9 @@ function appUrl(app: FastifyInstance): string {
 
 function buildApp(options: ProfilingOptions): FastifyInstance {
   const app = Fastify({ logger: false });
-  app.register(profilingPlugin, { appName: 'greet', ...options });
+  // only cpuThreshold and start() start sessions here: the event-loop, heap and memory triggers
+  // would start one under the load these tests drive, and "no session" is what some of them need
+  app.register(profilingPlugin, { appName: 'greet', eventLoopThreshold: false, heapThreshold: false, memoryThreshold: false, ...options });
   app.get('/ping', async () => {
     simulateCPULoad();
     return { msg: 'pong' };
@@ -105,6 +108,14 @@ const cpuUploads = (ingest: IngestStandIn): RecordedUpload[] =>
 afterEach(() => {
   jest.restoreAllMocks();
 });
+
+/**
+ * Tests that need "no session" under the load they drive: cpuThreshold 999 is reached when the
+ * load saturates the core (read 1000 ‰ on Node 26), so the usage reads 0 ‰ (restored afterEach).
+ */
+function noThresholdSessions(): void {
+  jest.spyOn(CpuUsageMeter.prototype, 'measure').mockResolvedValue(0);
+}
 
 describe('go tool pprof against the listener while a push session runs', () => {
   let ingest: IngestStandIn;
@@ -284,6 +295,12 @@ describe('a scrape in the middle of a continuous push session', () => {
 });
 
 describe('routes on the app', () => {
+  let open: FastifyInstance | undefined;
+  afterEach(async () => {
+    await open?.close(); // a failed test must not keep the process's profiler slot
+    open = undefined;
+  });
+
   it('without authorize: registration fails naming pprofEndpoints.authorize', async () => {
     const app = Fastify();
     app.register(profilingPlugin, { appName: 'greet', outputDir: '/tmp/fcp-pull', pprofEndpoints: { prefix: '/debug/pprof' } as never });
@@ -315,8 +332,9 @@ describe('routes on the app', () => {
   });
 
   it('wrong or missing credentials: 401/403 without profile bytes or hints; right ones: the profile; pprofUrl once listening', async () => {
+    noThresholdSessions();
     const authorize = jest.fn(async (request: { headers: Record<string, unknown> }) => request.headers.authorization === 'Bearer good');
-    const app = buildApp({ outputDir: '/tmp/fcp-pull', cpuThreshold: 999, pprofEndpoints: { prefix: '/internal/pprof/', authorize } });
+    const app = (open = buildApp({ outputDir: '/tmp/fcp-pull', cpuThreshold: 999, pprofEndpoints: { prefix: '/internal/pprof/', authorize } }));
     await app.ready();
     expect(app.profiler.pprofUrl).toBeUndefined();
     await app.listen({ port: 0, host: '127.0.0.1' });
@@ -351,7 +369,7 @@ describe('routes on the app', () => {
   });
 
   it('an authorize that throws refuses the call (403)', async () => {
-    const app = buildApp({
+    const app = (open = buildApp({
       outputDir: '/tmp/fcp-pull',
       cpuThreshold: 999,
       pprofEndpoints: {
@@ -359,7 +377,7 @@ describe('routes on the app', () => {
           throw new Error('auth backend down');
         },
       },
-    });
+    }));
     await app.listen({ port: 0, host: '127.0.0.1' });
     const got = await get(`${app.profiler.pprofUrl}/heap`, { authorization: 'Basic x' });
     expect(got.status).toBe(403);
@@ -377,6 +395,7 @@ describe('capture() and the session', () => {
   });
 
   it('with no session, a capture runs the engine for its duration only; a push session can start and stop meanwhile', async () => {
+    noThresholdSessions();
     const app = track(buildApp({ outputDir: '/tmp/fcp-pull', cpuThreshold: 999 }));
     await app.listen({ port: 0, host: '127.0.0.1' });
     expect(time.isStarted()).toBe(false);
