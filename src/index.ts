@@ -18,6 +18,8 @@ export type { LabelMode, RouteProfilingConfig } from './labels';
 export { InvalidLabelError, spanProfilesProcessor } from './labels';
 export type { SpanProfileStats } from './labels';
 export { ProfilingOptionError, ProfilerAlreadyActiveError, type OptionProblem } from './errors';
+export { ProfileCaptureError } from './pull';
+export type { CaptureOptions, CaptureType, PprofAppEndpoints, PprofAuthorize, PprofEndpointsOptions, PprofListenEndpoints } from './pull';
 export { parseDuration } from './duration';
 export { fromGoZeroConfig } from './go-zero';
 export type { EncodedProfile, Exporter, ExporterStats, ProfileKind } from './types';

@@ -10,6 +10,7 @@ import { Value } from '@sinclair/typebox/value';
 import { parseDuration } from './duration';
 import { ProfilingOptionError } from './errors';
 import { insecureAuthProblem, parseHttpUrl } from './exporters/pyroscope';
+import { PPROF_ENDPOINTS_EXPECTED, resolvePprofEndpoints, type PprofEndpointsOptions, type ResolvedPprofEndpoints } from './pull/options';
 import {
   APP_NAME_PATTERN,
   MAX_SERIES_LABELS,
@@ -86,6 +87,8 @@ export const OptionsSchema = Type.Object(
     sourceMaps: Type.Optional(opt(Type.Boolean(), 'true or false')),
     root: Type.Optional(opt(Type.String(), 'an application root directory path')),
     absolutePaths: Type.Optional(opt(Type.Boolean(), 'true or false')),
+    // holds functions (authorize): checked by resolvePprofEndpoints, not by the schema
+    pprofEndpoints: Type.Optional(opt(Type.Unsafe<PprofEndpointsOptions>(Type.Any()), PPROF_ENDPOINTS_EXPECTED)),
     spanProfiles: Type.Optional(opt(Type.Boolean(), 'true or false')),
   },
   { additionalProperties: false },
@@ -139,6 +142,8 @@ export interface ResolvedOptions {
   root?: string;
   /** file names are sent as they are */
   absolutePaths: boolean;
+  /** the /debug/pprof endpoints; undefined = off */
+  pprofEndpoints?: ResolvedPprofEndpoints;
   /**
    * OpenTelemetry span profiles: undefined = on when @opentelemetry/api loads and a tracer
    * provider is registered; true = the same, warning once when they are absent; false = off.
@@ -377,6 +382,7 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     sourceMaps: input.sourceMaps ?? DEFAULTS.sourceMaps,
     root,
     absolutePaths: input.absolutePaths ?? DEFAULTS.absolutePaths,
+    pprofEndpoints: problems.attempt(() => resolvePprofEndpoints(input.pprofEndpoints), undefined),
     spanProfiles: input.spanProfiles,
   };
   problems.throwIfAny();

@@ -10,10 +10,11 @@ import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
 import { InvalidLabelError, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfileStats } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
-import { EngineProfiler, FrameRewriter } from './profilers';
+import { EngineProfiler, FrameRewriter, SharedEngine } from './profilers';
 import { PathCleaner } from './profilers/paths';
 import { SourceMapWorker } from './profilers/source-map-client';
 import { SourceMaps, type FrameSymbolizer, type SourceMapStats } from './profilers/source-maps';
+import { ProfileCaptureError, PullMode, type CaptureOptions, type CaptureStats } from './pull';
 import { NO_READINGS, createTriggers, memoryAvailable } from './triggers';
 import type { Exporter, ExporterStats, MinimalLogger } from './types';
 
@@ -30,6 +31,8 @@ export interface ProfilerStats extends ControllerStats, SourceMapStats {
   dropped: number;
   pending: number;
   exporters: Record<string, ExporterStats>;
+  /** pull captures (endpoints and capture()): done, running now, refused (bad arguments, busy, closing), failed */
+  pull: CaptureStats;
 }
 
 /** The `app.profiler` decorator. */
@@ -44,6 +47,13 @@ export interface ProfilerDecorator {
   stats(): ProfilerStats;
   /** Run `fn` with extra labels on its CPU/wall samples (and everything it awaits). */
   withLabels<T>(labels: Record<string, string>, fn: () => T): T;
+  /**
+   * One profile over the next `seconds` (default 30; heap: see README) as gzipped pprof, read
+   * from the running profiler when a session runs. Rejects with a ProfileCaptureError.
+   */
+  capture(options: CaptureOptions): Promise<Buffer>;
+  /** Base URL of the /debug/pprof endpoints once they listen; undefined before and when off. */
+  readonly pprofUrl: string | undefined;
 }
 
 declare module 'fastify' {
@@ -126,7 +136,8 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
   const releaseSlot = claimProcessSlot(options.appName);
   try {
     // an event-loop session collects wall time with route labels whatever profileTypes says
-    const labelsWanted = options.profileTypes.cpu || options.profileTypes.wall || options.eventLoopThreshold !== false;
+    const labelsWanted =
+      options.profileTypes.cpu || options.profileTypes.wall || options.eventLoopThreshold !== false || options.pprofEndpoints !== undefined;
     // @opentelemetry/api is required here only when spanProfiles is not false (optional peer)
     const spans = labelsWanted ? loadSpanProfiles({ setting: options.spanProfiles, warn: (message) => logger.warn(message) }) : undefined;
     const labels = new RequestLabels({
@@ -141,6 +152,17 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     const exporters = createExporters(options, logger);
     const sourceMaps = options.sourceMaps ? createSourceMaps(logger) : undefined;
     const frames = new FrameRewriter(new PathCleaner({ root: options.root, absolutePaths: options.absolutePaths }), sourceMaps);
+    // One engine for the push session and pull captures (src/profilers/shared-engine.ts). CPU
+    // time is always recorded and the engine always gets the labeler (the engine needs contexts
+    // for CPU time): a capture may ask for either view.
+    const engine = new SharedEngine({
+      sampleRate: options.sampleRate,
+      heapSamplingInterval: options.heapSamplingInterval,
+      collectCpuTime: true,
+      windowMs: options.uploadRate,
+      labeler: labels,
+      frameColumns: frames.wantsColumns,
+    });
     const controller = new ProfilingController({
       options,
       triggers,
@@ -149,13 +171,14 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
         heapSamplingInterval: options.heapSamplingInterval,
         profileTypes: options.profileTypes,
         windowMs: options.uploadRate,
-        labeler: labelsWanted ? labels : undefined,
+        engine,
         heapBetweenSessions: options.heapThreshold !== false || options.memoryThreshold !== false,
         frames,
       }),
       exporters,
       logger,
     });
+    const pull = new PullMode({ engine, endpoints: options.pprofEndpoints, sampleRate: options.sampleRate, logger, frames });
 
     const decorator: ProfilerDecorator & { toJSON(): ProfilerStats } = {
       get state() {
@@ -176,15 +199,21 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
           ...(sourceMaps?.stats() ?? NO_SOURCE_MAPS),
           ...exported,
           lastError: engine.lastError ?? exported.lastError,
+          pull: pull.captures.stats(),
         };
       },
       withLabels: (extra, fn) => labels.withLabels(extra, fn),
+      capture: (captureOptions) => pull.captures.capture(captureOptions),
+      get pprofUrl() {
+        return pull.url;
+      },
       // JSON.stringify(app.profiler) shows the stats, never the options (credentials)
       toJSON: () => decorator.stats(),
     };
     app.decorate('profiler', decorator);
 
     if (labelsWanted) app.addHook('onRequest', labels.onRequest);
+    pull.registerRoutes(app);
     // The second look for a span (see onPreHandler) is needed only when a tracer provider is
     // registered (OpenTelemetry wants it registered before the app is built) and no tracer that
     // starts its request span in a hook (@fastify/otel, which decorates request.opentelemetry)
@@ -202,9 +231,18 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     });
     app.addHook('onReady', async () => {
       await controller.ready();
+      await pull.ready();
+    });
+    app.addHook('onListen', async () => {
+      pull.onListen(app);
+    });
+    // preClose: before Fastify waits for requests in flight, so a running capture ends now
+    app.addHook('preClose', async () => {
+      await pull.close(options.flushTimeout);
     });
     app.addHook('onClose', async () => {
       try {
+        await pull.close(options.flushTimeout); // a no-op after preClose
         await controller.close();
       } finally {
         usage.close();
@@ -246,14 +284,17 @@ function disabledProfiler(): ProfilerDecorator {
     dropped: 0,
     pending: 0,
     exporters: {},
+    pull: { captures: 0, capturesRunning: 0, capturesRefused: 0, capturesFailed: 0 },
   };
   return {
     state: 'idle',
     cpuUsage: () => 0,
     start: () => false,
     stop: async () => undefined,
-    stats: () => ({ ...stats, sessionsHeldBack: { ...stats.sessionsHeldBack } }),
+    stats: () => ({ ...stats, sessionsHeldBack: { ...stats.sessionsHeldBack }, pull: { ...stats.pull } }),
     withLabels: (_labels, fn) => fn(),
+    capture: () => Promise.reject(new ProfileCaptureError('profiling is disabled (enabled: false)', 503)),
+    pprofUrl: undefined,
   };
 }
 

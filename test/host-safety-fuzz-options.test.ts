@@ -30,7 +30,7 @@ const MAX_MESSAGE_LENGTH = 2_000;
 
 // --- the options and what kind of value each takes --------------------------------------------
 
-type OptionKind = 'string' | 'credential' | 'url' | 'path' | 'map' | 'number' | 'threshold' | 'duration' | 'boolean' | 'flags';
+type OptionKind = 'string' | 'credential' | 'url' | 'path' | 'map' | 'number' | 'threshold' | 'duration' | 'boolean' | 'flags' | 'endpoints';
 
 const KIND: Record<string, OptionKind> = {
   appName: 'string',
@@ -68,6 +68,7 @@ const KIND: Record<string, OptionKind> = {
   sourceMaps: 'boolean',
   root: 'path',
   absolutePaths: 'boolean',
+  pprofEndpoints: 'endpoints',
   spanProfiles: 'boolean',
 };
 
@@ -164,6 +165,18 @@ function hostilePool(): Array<[string, unknown]> {
 
 /** Map-shaped junk for headers/tags, flag-shaped junk for profileTypes/labels. */
 function shapedPool(kind: OptionKind): Array<[string, unknown]> {
+  if (kind === 'endpoints') {
+    return [
+      ['listener on any free loopback port', { listen: { port: 0 } }],
+      ['listener on 0.0.0.0 without authorize', { listen: { port: 0, host: '0.0.0.0' } }],
+      ['routes without authorize', { prefix: '/debug/pprof' }],
+      ['routes with authorize', { prefix: '/debug/pprof', authorize: () => true }],
+      ['both forms', { listen: { port: 0 }, prefix: '/x', authorize: () => true }],
+      ['port as a string', { listen: { port: '6060' } }],
+      ['prefix with a newline', { prefix: '/x\ny', authorize: () => true }],
+      ['maxSeconds 1e9', { listen: { port: 0 }, maxSeconds: 1e9 }],
+    ];
+  }
   if (kind === 'map') {
     return [
       ['key "__proto__" (JSON)', JSON.parse('{"__proto__":"x"}')],
@@ -287,6 +300,12 @@ function mustReject(option: string, kind: OptionKind, value: unknown): string | 
       return GO_DURATION_CHARS.test(value.trim()) || value.trim() === '0' ? undefined : 'not a Go duration';
     case 'boolean':
       return typeof value === 'boolean' ? undefined : 'not a boolean';
+    case 'endpoints': {
+      if (!isPlainObject(value)) return 'not a plain object';
+      const v = value as Record<string, unknown>;
+      if (v.listen === undefined && typeof v.authorize !== 'function') return 'routes on the app without an authorize function';
+      return undefined;
+    }
     case 'flags':
       if (!isPlainObject(value)) return 'not a plain object';
       return Object.values(value).every((v) => typeof v === 'boolean') ? undefined : 'a flag that is not a boolean';

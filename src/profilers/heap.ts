@@ -31,13 +31,19 @@ export class HeapProfiler {
 
   /** What is live now (heap profiles are snapshots, not deltas). */
   collect(): WindowProfile[] {
-    if (!this.started) return [];
+    const snapshot = this.snapshot();
+    if (snapshot === undefined || !hasSamples(snapshot.profile)) return [];
+    return [snapshot];
+  }
+
+  /** What is live now, also when nothing is (a pull capture answers an empty profile then). */
+  snapshot(): WindowProfile | undefined {
+    if (!this.started) return undefined;
     const { sourceMapper, columnNumbers } = FRAME_COLUMNS_ENGINE_OPTIONS;
     const profile = this.frameColumns ? heap.profile(undefined, sourceMapper, undefined, columnNumbers) : heap.profile();
-    if (!hasSamples(profile)) return [];
     mergeIdenticalSamples(profile);
     const foldedSamples = capSamples(profile, MAX_SAMPLES_PER_PROFILE);
-    return [{ kind: 'heap', profile, foldedSamples }];
+    return { kind: 'heap', profile, foldedSamples };
   }
 
   /** Stops the sampler without a snapshot (the sampler that ran between sessions, at close). */

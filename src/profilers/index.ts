@@ -6,11 +6,16 @@
  */
 import { encode } from '@datadog/pprof';
 import type { EncodedProfile } from '../types';
+import type { Profile } from 'pprof-format';
 import { FrameRewriter } from './frames';
 import { HeapProfiler } from './heap';
+import { mergeProfiles } from './merge';
+import { SharedEngine, TimeShare } from './shared-engine';
 import { TimeProfiler, type SampleLabeler, type TimeKinds, type WindowProfile } from './time';
+import { hasSamples } from './transform';
 
-export { FrameRewriter, HeapProfiler, TimeProfiler, type SampleLabeler, type TimeKinds, type WindowProfile };
+export { FrameRewriter, HeapProfiler, SharedEngine, TimeProfiler, TimeShare, mergeProfiles, type SampleLabeler, type TimeKinds, type WindowProfile };
+export type { SharedEngineOptions } from './shared-engine';
 
 /** Profiles one session collects on top of `profileTypes` (set by what started it). */
 export interface SessionExtras {
@@ -51,6 +56,8 @@ export interface EngineProfilerOptions {
   profileTypes: { cpu: boolean; wall: boolean; heap: boolean };
   windowMs: number;
   labeler?: SampleLabeler;
+  /** the process's engine, shared with pull captures; default: one of its own */
+  engine?: SharedEngine;
   /**
    * Keep the heap sampler running from open() (ready) to close(), not only in sessions: a heap
    * profile shows what was sampled while the sampler ran, so a session started by heap growth
@@ -61,49 +68,67 @@ export interface EngineProfilerOptions {
   frames?: FrameRewriter;
 }
 
-/** The real thing, over @datadog/pprof. */
+/**
+ * The push session's consumer of the shared engine (shared-engine.ts): it joins at start, takes
+ * its window's samples at each collect (merging the pieces a pull capture may have cut into it)
+ * and leaves at stop.
+ */
 export class EngineProfiler implements SessionProfiler {
-  private readonly time: TimeProfiler;
-  private readonly heap: HeapProfiler;
-  /** the running session started the time profiler (heap-only sessions leave the engine alone) */
-  private sessionTime = false;
-  /** the running session collects heap profiles */
+  private readonly engine: SharedEngine;
+  /** the running session's time views (undefined: it does not sample time) */
+  private share?: TimeShare;
+  private sessionKinds: TimeKinds = { cpu: false, wall: false };
+  /** the running session holds the heap sampler */
   private sessionHeap = false;
-  /** the heap sampler was started by open() and runs until close() */
+  /** open() holds the heap sampler until close() */
   private heapOpen = false;
 
   constructor(private readonly options: EngineProfilerOptions) {
-    const { cpu, wall } = options.profileTypes;
-    const frameColumns = options.frames?.wantsColumns ?? false;
-    this.time = new TimeProfiler({ sampleRate: options.sampleRate, cpu, wall, windowMs: options.windowMs, labeler: options.labeler, frameColumns });
-    this.heap = new HeapProfiler(options.heapSamplingInterval, frameColumns);
+    this.engine =
+      options.engine ??
+      new SharedEngine({
+        sampleRate: options.sampleRate,
+        heapSamplingInterval: options.heapSamplingInterval,
+        collectCpuTime: options.profileTypes.cpu,
+        windowMs: options.windowMs,
+        labeler: options.labeler,
+        frameColumns: options.frames?.wantsColumns ?? false,
+      });
   }
 
   open(): void {
-    if (!this.options.heapBetweenSessions || this.heap.running) return;
-    this.heap.start();
+    if (!this.options.heapBetweenSessions || this.heapOpen) return;
+    this.engine.acquireHeap();
     this.heapOpen = true;
   }
 
   close(): void {
+    if (!this.heapOpen) return;
     this.heapOpen = false;
-    this.heap.release();
+    this.engine.releaseHeap();
   }
 
   start(extras: SessionExtras = {}): void {
+    if (this.share !== undefined || this.sessionHeap) throw new Error('the session profiler is already started');
     const types = this.options.profileTypes;
     const kinds = { cpu: types.cpu, wall: types.wall || extras.wall === true };
     const heap = types.heap || extras.heap === true;
-    const time = kinds.cpu || kinds.wall;
-    if (time) this.time.start(kinds);
+    if (kinds.cpu || kinds.wall) this.share = this.engine.joinTime();
     try {
-      if (heap && !this.heap.running) this.heap.start();
+      if (heap) {
+        this.engine.acquireHeap();
+        this.sessionHeap = true;
+      }
     } catch (error) {
-      if (time) this.time.stop();
+      // both samplers or none; the heap's error is the one the caller must see
+      try {
+        this.leaveTime();
+      } catch {
+        // a labelling failure on the way out: the engine is released all the same
+      }
       throw error;
     }
-    this.sessionTime = time;
-    this.sessionHeap = heap;
+    this.sessionKinds = kinds;
   }
 
   /**
@@ -112,29 +137,57 @@ export class EngineProfiler implements SessionProfiler {
    * instead of waiting for their sum (the longest flush block is then `time.stop` alone).
    */
   async collect(window: Window): Promise<CollectedWindow> {
-    const restartsBefore = this.time.samplerRestarts;
-    const timeProfiles = this.sessionTime && this.time.running ? this.time.collect() : [];
-    const samplerRestarted = this.time.samplerRestarts > restartsBefore;
+    const share = this.share;
+    const pieces = share ? this.engine.takeTime(share) : [];
+    const samplerRestarted = share?.samplerRestarted === true;
+    if (share) share.samplerRestarted = false;
+    const timeProfiles = this.timeViews(pieces);
     await yieldToEventLoop();
-    const heapProfiles = this.sessionHeap ? this.heap.collect() : [];
+    const heapProfiles = this.heapSnapshot();
     await yieldToEventLoop();
     const encoded = await encodeWindow([...timeProfiles, ...heapProfiles], window, this.options.frames);
     return samplerRestarted ? { ...encoded, samplerRestarted } : encoded;
   }
 
   stop(window: Window): Promise<CollectedWindow> {
-    const { sessionTime, sessionHeap } = this;
-    this.sessionTime = this.sessionHeap = false;
-    let timeProfiles: WindowProfile[];
+    let pieces: Profile[];
     try {
-      timeProfiles = sessionTime ? this.time.stop() : [];
+      pieces = this.leaveTime();
     } catch (error) {
-      if (!this.heapOpen) this.heap.release(); // both samplers stop even when one throws
+      this.releaseSessionHeap(); // both samplers stop even when one throws
       throw error;
     }
-    // the sampler open() started keeps running after the session: only its snapshot is taken
-    const heapProfiles = !sessionHeap ? [] : this.heapOpen ? this.heap.collect() : this.heap.stop();
-    return encodeWindow([...timeProfiles, ...heapProfiles], window, this.options.frames);
+    let heapProfiles: WindowProfile[];
+    try {
+      heapProfiles = this.heapSnapshot();
+    } finally {
+      // the sampler open() holds keeps running after the session (the engine counts holders)
+      this.releaseSessionHeap();
+    }
+    return encodeWindow([...this.timeViews(pieces), ...heapProfiles], window, this.options.frames);
+  }
+
+  private leaveTime(): Profile[] {
+    const share = this.share;
+    this.share = undefined;
+    return share ? this.engine.leaveTime(share) : [];
+  }
+
+  private releaseSessionHeap(): void {
+    if (!this.sessionHeap) return;
+    this.sessionHeap = false;
+    this.engine.releaseHeap();
+  }
+
+  private heapSnapshot(): WindowProfile[] {
+    if (!this.sessionHeap) return [];
+    const snapshot = this.engine.heapSnapshot();
+    return snapshot && hasSamples(snapshot.profile) ? [snapshot] : [];
+  }
+
+  private timeViews(pieces: Profile[]): WindowProfile[] {
+    if (pieces.length === 0) return [];
+    return this.engine.views(mergeProfiles(pieces), this.sessionKinds);
   }
 }
 

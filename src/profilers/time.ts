@@ -99,7 +99,12 @@ export class TimeProfiler {
    * and started afresh, which is what clears the condition; the (empty) window is still returned.
    */
   collect(): WindowProfile[] {
-    const views = this.views(this.stopEngine(true));
+    return this.views(this.collectRaw());
+  }
+
+  /** As collect(), the engine's profile as is (all its sample types), for the shared engine. */
+  collectRaw(): Profile {
+    const profile = this.stopEngine(true);
     const now = performance.now();
     const windowMs = now - this.windowStartedAt;
     this.windowStartedAt = now;
@@ -114,12 +119,18 @@ export class TimeProfiler {
       this.start(this.kinds);
       this.samplerRestarts++;
     }
-    return views;
+    return profile;
   }
 
   /** The last window, and the profiler is released. Labels stop first: setContext throws once stopped. */
   stop(): WindowProfile[] {
-    if (!time.isStarted()) return [];
+    const profile = this.stopRaw();
+    return profile === undefined ? [] : this.views(profile);
+  }
+
+  /** As stop(), the engine's profile as is; undefined when it was not running. */
+  stopRaw(): Profile | undefined {
+    if (!time.isStarted()) return undefined;
     let profile: Profile;
     try {
       this.options.labeler?.deactivate();
@@ -127,7 +138,7 @@ export class TimeProfiler {
       // released even when deactivate threw (its error then goes on up)
       profile = this.stopEngine(false);
     }
-    return this.views(profile);
+    return profile;
   }
 
   /**
@@ -158,13 +169,14 @@ export class TimeProfiler {
     return profile;
   }
 
-  private views(profile: Profile): WindowProfile[] {
+  /** The CPU and/or wall views of an engine profile (by default those of the options). */
+  views(profile: Profile, kinds: TimeKinds = this.kinds): WindowProfile[] {
     const out: WindowProfile[] = [];
     const add = (kind: 'cpu' | 'wall', projected: Projected | undefined): void => {
       if (projected) out.push({ kind, profile: projected.profile, foldedSamples: projected.foldedSamples });
     };
-    if (this.kinds.cpu) add('cpu', projectTimeProfile(profile, 'cpu'));
-    if (this.kinds.wall) add('wall', projectTimeProfile(profile, 'wall'));
+    if (kinds.cpu) add('cpu', projectTimeProfile(profile, 'cpu'));
+    if (kinds.wall) add('wall', projectTimeProfile(profile, 'wall'));
     return out;
   }
 }

@@ -6,6 +6,8 @@ import profilingPlugin, {
   type LastTrigger,
   type ProfilerState,
   type ProfilerStats,
+  type CaptureType,
+  type PprofEndpointsOptions,
   type TriggerCause,
   type ProfilingOptions,
 } from '../../src';
@@ -59,4 +61,24 @@ test('route config: profiling false or static labels', () => {
 
 test('fromGoZeroConfig gives plugin options', () => {
   expect(fromGoZeroConfig({ ServerAddr: 'http://localhost:4040', CpuThreshold: 0 }, { name: 'greet' })).type.toBeAssignableTo<ProfilingOptions>();
+});
+
+test('pull mode: pprofEndpoints in either form, capture() and pprofUrl', () => {
+  expect(app.register(profilingPlugin, { appName: 'greet', outputDir: 'p', pprofEndpoints: { listen: { port: 6060 } } })).type.not.toRaiseError();
+  expect(
+    app.register(profilingPlugin, {
+      appName: 'greet',
+      outputDir: 'p',
+      pprofEndpoints: { prefix: '/debug/pprof', authorize: async (request) => request.headers.authorization === 'Bearer x', maxSeconds: 30 },
+    }),
+  ).type.not.toRaiseError();
+  // the routes form needs authorize
+  expect(app.register).type.not.toBeCallableWith(profilingPlugin, { appName: 'greet', pprofEndpoints: { prefix: '/debug/pprof' } });
+  expect(app.register).type.not.toBeCallableWith(profilingPlugin, { appName: 'greet', pprofEndpoints: { listen: { port: '6060' } } });
+  expect(app.profiler.capture({ type: 'cpu', seconds: 10 })).type.toBe<Promise<Buffer>>();
+  expect(app.profiler.capture({ type: 'heap' })).type.toBe<Promise<Buffer>>();
+  expect(app.profiler.capture).type.not.toBeCallableWith({ type: 'goroutine' });
+  expect(app.profiler.pprofUrl).type.toBe<string | undefined>();
+  expect<CaptureType>().type.toBe<'cpu' | 'wall' | 'heap'>();
+  expect<PprofEndpointsOptions>().type.toBeAssignableFrom({ listen: { port: 0, host: '::1' } });
 });
