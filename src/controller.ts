@@ -84,6 +84,9 @@ export interface ControllerStats extends Readings {
 /** The first threshold check after ready: soon, but past the start-up burst. */
 export const FIRST_CHECK_DELAY_MS = 1000;
 
+/** The shortest window an upload tick cuts, as a share of uploadRate (see flush). */
+const MIN_WINDOW_SHARE = 0.25;
+
 /** Extra time `close()` allows past flushTimeout before it stops waiting no matter what. */
 const CLOSE_MARGIN_MS = 250;
 
@@ -331,6 +334,10 @@ export class ProfilingController {
     return this.enqueue(async () => {
       const session = this.session;
       if (!session) return;
+      // Upload ticks that waited behind a saturated event loop (or behind the previous window's
+      // encoding) run back to back: seen 14 ms apart under load. Such a sliver is not cut: its
+      // samples go to the next window, instead of an upload of a heap snapshot alone.
+      if (this.now() - session.windowStart < this.deps.options.uploadRate * MIN_WINDOW_SHARE) return;
       const window = this.nextWindow(session);
       const collected = await this.deps.profiler.collect(window);
       this.ship(collected);

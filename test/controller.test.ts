@@ -27,8 +27,11 @@ class FakeProfiler implements SessionProfiler {
     this.extras.push(extras);
     if (this.failStart) throw new Error('native profiler refused to start');
   }
+  /** each collect() takes this long (fake time): a window's encoding stuck behind a busy loop */
+  collectDelayMs = 0;
   async collect(window: Window): Promise<CollectedWindow> {
     this.calls.push('collect');
+    if (this.collectDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.collectDelayMs));
     return this.window(window);
   }
   async stop(window: Window): Promise<CollectedWindow> {
@@ -231,6 +234,24 @@ describe('manual control', () => {
     await controller.stop();
     expect(profiler.calls).toEqual([]);
     await controller.close();
+  });
+
+  it('upload ticks queued behind a slow window cut no sliver: the next window takes its samples', async () => {
+    const { controller, profiler } = setup({ cpuThreshold: 0 });
+    await controller.ready();
+    profiler.collectDelayMs = 40_000; // ticks at 30 s and 45 s wait behind the window cut at 15 s
+    await jest.advanceTimersByTimeAsync(60_000);
+    profiler.collectDelayMs = 0;
+    await jest.advanceTimersByTimeAsync(60_000); // the window started at 55 s takes until 95 s
+    const closing = controller.close();
+    await jest.advanceTimersByTimeAsync(10_000);
+    await closing;
+    // the upload ticks' windows (the last one is whatever close() cuts); before: a 0 ms window
+    // right after each slow one (the queued tick running as soon as the previous ended)
+    const lengths = profiler.windows.slice(0, -1).map((w) => w.endMs - w.startMs);
+    expect(lengths).toEqual([15_000, 40_000, 40_000, 10_000, 15_000]);
+    // contiguous: nothing between two windows is lost
+    for (let i = 1; i < profiler.windows.length; i++) expect(profiler.windows[i].startMs).toBe(profiler.windows[i - 1].endMs);
   });
 
   it('stop() racing a scheduled upload: the window is collected once, nothing lost or doubled', async () => {
