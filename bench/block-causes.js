@@ -49,7 +49,9 @@ async function load(port, url, amount) {
 async function once(variant, ctx) {
   const config = variant.baseline ? 'baseline' : 'continuous';
   const env = { ...process.env, BENCH_SERVER_PRELOAD: '', BENCH_PLUGIN_OPTIONS: variant.baseline ? '' : variant.options };
-  const args = [variant.serverJs, config, ctx.ingestUrl, ctx.routesJs, '2s'];
+  // BLOCK_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR': flags for the servers' node
+  const nodeArgs = (process.env.BLOCK_NODE_ARGS || '').split(' ').filter(Boolean);
+  const args = [...nodeArgs, variant.serverJs, config, ctx.ingestUrl, ctx.routesJs, '2s'];
   const stdio = ['ignore', 'inherit', 'inherit', 'ipc'];
   // BLOCK_PIN=1: the server on core 1, as bench/run.js places it (its threads share that core)
   const child = process.env.BLOCK_PIN === '1' ? spawn('taskset', ['-c', '1', process.execPath, ...args], { stdio, env }) : spawn(process.execPath, args, { stdio, env });
@@ -62,7 +64,7 @@ async function once(variant, ctx) {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     await ask('close');
     await exited;
-    return { startCpu: listening.startup.cpuMs, startWall: listening.startup.wallMs, flushCpu: watched.cpuMs, flushWall: watched.wallMs, rssMB: stats.maxRssMB };
+    return { startCpu: listening.startup.cpuMs, startWall: listening.startup.wallMs, flushCpu: watched.cpuMs, flushWall: watched.wallMs, gcMs: watched.maxGcMs ?? 0, rssMB: stats.maxRssMB };
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
@@ -80,7 +82,7 @@ async function main() {
       for (const v of variants) {
         const x = await once(v, ctx);
         results[v.name].push(x);
-        console.log(`round ${r + 1} ${v.name.padEnd(12)} start ${x.startCpu.toFixed(1)} ms CPU, flush ${x.flushCpu.toFixed(1)} ms CPU (${x.flushWall.toFixed(1)} wall), RSS ${x.rssMB.toFixed(1)} MB`);
+        console.log(`round ${r + 1} ${v.name.padEnd(12)} start ${x.startCpu.toFixed(1)} ms CPU, flush ${x.flushCpu.toFixed(1)} ms CPU (${x.flushWall.toFixed(1)} wall; longest GC ${x.gcMs.toFixed(1)} ms), RSS ${x.rssMB.toFixed(1)} MB`);
         ingest.take(`bench-${v.baseline ? 'baseline' : 'continuous'}`);
       }
     }
