@@ -10,7 +10,7 @@
  *   that other threads working in parallel (GC, gzip on the thread pool) can only raise.
  * (Linux `/proc/self/task/PID/schedstat` is not used: it is only updated at scheduler ticks.)
  */
-const { monitorEventLoopDelay } = require('node:perf_hooks');
+const { monitorEventLoopDelay, PerformanceObserver } = require('node:perf_hooks');
 
 const threadCpu = typeof process.threadCpuUsage === 'function';
 const cpuSource = threadCpu ? 'main thread' : 'process, capped by wall';
@@ -35,13 +35,21 @@ class BlockWatch {
       lastWall = wall;
     }, 1);
     this.eld.enable();
+    // the longest garbage collection pause over the window (main thread), to tell a long block
+    // that is a GC from one that is the profiler's own work
+    this.maxGcMs = 0;
+    this.gc = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) if (entry.duration > this.maxGcMs) this.maxGcMs = entry.duration;
+    });
+    this.gc.observe({ entryTypes: ['gc'] });
   }
 
-  /** Stops watching: `{ wallMs, cpuMs, cpuSource }` of the longest block seen. */
+  /** Stops watching: `{ wallMs, cpuMs, cpuSource }` of the longest block seen, and the longest GC pause. */
   stop() {
     clearInterval(this.timer);
     this.eld.disable();
-    return { wallMs: this.eld.max / 1e6, cpuMs: this.maxCpuMs, cpuSource };
+    this.gc.disconnect();
+    return { wallMs: this.eld.max / 1e6, cpuMs: this.maxCpuMs, cpuSource, maxGcMs: this.maxGcMs };
   }
 }
 

@@ -97,8 +97,10 @@ const CONFIGURE = {
     await engineFloor(app);
   },
 
+  // BENCH_PLUGIN_OPTIONS='{"sourceMaps":false}' (diagnosis, bench/block-causes.js): options added to the plugin's
   async continuous(app) {
-    await app.register(require('../dist'), { appName, serverAddress: ingestUrl, cpuThreshold: 0, uploadRate });
+    const extra = process.env.BENCH_PLUGIN_OPTIONS ? JSON.parse(process.env.BENCH_PLUGIN_OPTIONS) : {};
+    await app.register(require('../dist'), { appName, serverAddress: ingestUrl, cpuThreshold: 0, uploadRate, ...extra });
   },
 
   // 1000 ‰ (one busy core) is the highest threshold the options allow and a saturating load can

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { PathCleaner } from '../src/profilers/paths';
 import { SourceMapWorker } from '../src/profilers/source-map-client';
-import { SourceMaps } from '../src/profilers/source-maps';
+import { SourceMaps, mappable, mayDeclareSourceMap } from '../src/profilers/source-maps';
+import { FRAME_COLUMNS_ENGINE_OPTIONS } from '../src/profilers/frames';
 import type { MinimalLogger } from '../src/types';
 
 let dir: string;
@@ -189,6 +190,55 @@ describe('SourceMapWorker (the compiled worker from dist/: npm run build first)'
       expect(log.warnings.join('\n')).toMatch(/source maps are off for a minute/);
       expect(await maps.lookupAll([query])).toEqual([undefined]);
       expect(maps.stats().sourceMapErrors).toBe(1);
+    } finally {
+      await maps.close();
+    }
+  });
+});
+
+describe('which frames can have a map (cost: columns, the worker thread)', () => {
+  test('mappable: a script outside node_modules and outside this plugin', () => {
+    expect(mappable(path.join(dir, 'app/dist/server.js'))).toBe(true);
+    expect(mappable(path.join(dir, 'app/node_modules/fastify/lib/route.js'))).toBe(false);
+    expect(mappable('node:internal/timers')).toBe(false);
+    // the plugin's own files (src/ here under ts-jest, dist/ when built): an installed plugin is
+    // under node_modules, so run from its repository its frames are not mapped either
+    expect(mappable(path.resolve(__dirname, '../src/plugin.ts'))).toBe(false);
+    expect(mappable(path.resolve(__dirname, '../src/profilers/frames.ts'))).toBe(false);
+    expect(mappable(path.resolve(__dirname, 'fixtures/anything.js'))).toBe(true);
+  });
+
+  test('the engine keeps the column only of frames that can have a map', () => {
+    const { mappingInfo } = FRAME_COLUMNS_ENGINE_OPTIONS.sourceMapper as unknown as { mappingInfo: (l: object) => { missingMapFile?: boolean } };
+    const frame = (file: string) => ({ file, line: 3, column: 12, name: 'f' });
+    expect(mappingInfo(frame(path.join(dir, 'app/dist/server.js'))).missingMapFile).toBe(true);
+    expect(mappingInfo(frame(path.join(dir, 'app/node_modules/fastify/lib/route.js'))).missingMapFile).toBeUndefined();
+    expect(mappingInfo(frame('node:internal/timers')).missingMapFile).toBeUndefined();
+    expect(mappingInfo(frame('')).missingMapFile).toBeUndefined();
+  });
+
+  test('mayDeclareSourceMap reads the last line: an annotation, none, a long last line, a missing file', async () => {
+    expect(await mayDeclareSourceMap(write('mapped.js', 'function f() {}\n//# sourceMappingURL=mapped.js.map\n'))).toBe(true);
+    expect(await mayDeclareSourceMap(write('plain.js', 'function f() {}\n// no map here\n'))).toBe(false);
+    expect(await mayDeclareSourceMap(write('early.js', '//# sourceMappingURL=early.js.map\nfunction f() {}\n'))).toBe(false);
+    expect(await mayDeclareSourceMap(write('minified.js', `var a=${'1+'.repeat(20_000)}1;`))).toBe(true);
+    expect(await mayDeclareSourceMap(path.join(dir, 'gone.js'))).toBe(false);
+  });
+
+  test('SourceMapWorker starts no worker while no script of a window declares a map', async () => {
+    // a worker file that does not exist: starting a worker fails, is counted and logged
+    const log = logger();
+    const maps = new SourceMapWorker({ logger: log, workerFile: path.join(dir, 'no-such-worker.js') });
+    try {
+      const plain = write('plain.js', 'function f() {}\nfunction g() {}\n');
+      expect(await maps.lookupAll([{ script: plain, line: 2, column: 10, name: 'g' }])).toEqual([undefined]);
+      expect(maps.stats().sourceMapErrors).toBe(0);
+      expect(log.warnings).toEqual([]);
+      // a script with an annotation does start one (here: fails to)
+      const mapped = write('mapped.js', 'function f() {}\n//# sourceMappingURL=mapped.js.map\n');
+      expect(await maps.lookupAll([{ script: mapped, line: 1, column: 10, name: 'f' }])).toEqual([undefined]);
+      expect(maps.stats().sourceMapErrors).toBe(1);
+      expect(log.warnings.join('\n')).toMatch(/source maps are off for a minute/);
     } finally {
       await maps.close();
     }

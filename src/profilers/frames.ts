@@ -24,12 +24,14 @@ interface EngineLocation {
 }
 
 /**
- * What @datadog/pprof's serializer calls per frame (only `mappingInfo`): marking every frame as
- * "map missing" makes it emit the column with `columnNumbers: 'emit'`. The mapping itself happens
- * later, asynchronously, in FrameRewriter.
+ * What @datadog/pprof's serializer calls per frame (only `mappingInfo`): marking a frame as
+ * "map missing" makes it emit the column with `columnNumbers: 'emit'`. Only frames that can have a
+ * map (mappable(): not node internals, node_modules or this plugin) are marked, so the others keep
+ * one Location per function line, as without source maps, and cost no copy here. The mapping
+ * itself happens later, asynchronously, in FrameRewriter.
  */
 const keepColumns = {
-  mappingInfo: (location: EngineLocation): EngineLocation => (location.file ? { ...location, missingMapFile: true } : location),
+  mappingInfo: (location: EngineLocation): EngineLocation => (location.file && mappable(location.file) ? { ...location, missingMapFile: true } : location),
 };
 
 /** Options for time.start / heap.profile that keep frame columns for FrameRewriter. */

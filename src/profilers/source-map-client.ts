@@ -4,8 +4,10 @@
  * parsed and cached by SourceMaps on a worker (src/profilers/source-map-worker.ts) and the
  * event loop only sends the frames of a window and reads the answers.
  *
- * - The worker starts the first time a window has a frame to map, is unref'd (it never keeps the
- *   process alive) and ends at close(). Its heap is capped (resourceLimits): a map that would
+ * - The worker starts the first time a window has a frame of a script that declares a map (its
+ *   last line is read here first, mayDeclareSourceMap: the thread costs 15-19 MB of peak RSS on
+ *   Node 24, which a service without maps never pays), is unref'd (it never keeps the process
+ *   alive) and ends at close(). Its heap is capped (resourceLimits): a map that would
  *   exhaust it ends the worker, not the process.
  * - Answers are remembered here (same function, same answer), so a steady window sends nothing.
  * - A window waits at most LOOKUP_TIMEOUT_MS for its answer (a first big map): past it, its
@@ -19,7 +21,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { LogLimiter } from '../log-limiter';
 import type { MinimalLogger } from '../types';
-import { mappable, type FrameQuery, type FrameSymbolizer, type OriginalFrame, type SourceMapStats } from './source-maps';
+import { mappable, mayDeclareSourceMap, type FrameQuery, type FrameSymbolizer, type OriginalFrame, type SourceMapStats } from './source-maps';
 import type { LookupRequest, WorkerMessage } from './source-map-worker';
 
 const WORKER_FILE = path.join(__dirname, 'source-map-worker.js');
@@ -29,6 +31,8 @@ const WORKER_HEAP_MB = 384;
 const RETRY_AFTER_FAILURE_MS = 60_000;
 /** Answers remembered on this side, at most (then forgotten all at once and asked again). */
 const MAX_REMEMBERED_ANSWERS = 100_000;
+/** Scripts whose last line is read at the same time, at most. */
+const LOOKUP_CONCURRENCY = 4;
 
 export interface SourceMapWorkerOptions {
   logger: MinimalLogger;
@@ -44,6 +48,8 @@ export class SourceMapWorker implements FrameSymbolizer {
   private nextId = 1;
   private readonly waiting = new Map<number, (message: Extract<WorkerMessage, { kind: 'answer' }> | undefined) => void>();
   private readonly answers = new Map<string, OriginalFrame | null>();
+  /** script -> whether it may declare a map (mayDeclareSourceMap), looked at once per script */
+  private readonly declares = new Map<string, boolean>();
   /** scripts asked about when a worker died: never asked again (their map may be what killed it) */
   private readonly suspects = new Set<string>();
   /** request id -> its scripts, until the worker answers it (even past the timeout) */
@@ -69,8 +75,9 @@ export class SourceMapWorker implements FrameSymbolizer {
     const results: (OriginalFrame | undefined)[] = new Array(queries.length);
     const ask: FrameQuery[] = [];
     const askedAt: number[] = [];
+    await this.lookForMaps(queries);
     queries.forEach((q, i) => {
-      if (!mappable(q.script) || this.suspects.has(q.script)) return;
+      if (!mappable(q.script) || this.suspects.has(q.script) || this.declares.get(q.script) !== true) return;
       const known = this.answers.get(answerKey(q));
       if (known !== undefined) results[i] = known ?? undefined;
       else {
@@ -88,6 +95,21 @@ export class SourceMapWorker implements FrameSymbolizer {
       results[askedAt[j]] = frame ?? undefined;
     });
     return results;
+  }
+
+  /** Reads the last line of the scripts not looked at yet (LOOKUP_CONCURRENCY at a time). */
+  private async lookForMaps(queries: readonly FrameQuery[]): Promise<void> {
+    const unknown = [...new Set(queries.map((q) => q.script))].filter((s) => mappable(s) && !this.declares.has(s));
+    if (unknown.length === 0) return;
+    if (this.declares.size + unknown.length > MAX_REMEMBERED_ANSWERS) this.declares.clear(); // bounded; looked at again
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      while (next < unknown.length) {
+        const script = unknown[next++];
+        this.declares.set(script, await mayDeclareSourceMap(script));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, unknown.length) }, reader));
   }
 
   async close(): Promise<void> {
