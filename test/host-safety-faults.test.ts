@@ -203,7 +203,10 @@ describe('session edge cases', () => {
       await instance.ready();
       jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask', 'performance', 'hrtime'] });
       expect(instance.profiler.start()).toBe(true);
-      burnCpuFor(100);
+      // The controller reads the real clock (Date.now as it was at registration, before the fake
+      // timers): the window must be past its shortest length (a quarter of uploadRate) in real
+      // time, or the tick leaves it to the next one.
+      burnCpuFor(300);
       return instance;
     }
 
