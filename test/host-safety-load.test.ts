@@ -91,9 +91,11 @@ it('profiled one continuous session, about one window per uploadRate', () => {
 
 it('every profile of every window is uploaded or counted as dropped: nothing lost silently', () => {
   const s = app.profiler.stats();
-  // three kinds a window; only the last one, cut short by close(), may lack a CPU profile (no CPU spent: nothing to send)
+  // at most three kinds a window. A window without JavaScript CPU has no CPU profile (nothing to
+  // send): the idle ones while the test waits for the slow store, and the last one, cut short by
+  // close(). Wall and heap come in every window but maybe that last one.
   expect(s.profilesCollected).toBeLessThanOrEqual(s.windows * PROFILE_KINDS);
-  expect(s.profilesCollected).toBeGreaterThanOrEqual(s.windows * PROFILE_KINDS - 1);
+  expect(s.profilesCollected).toBeGreaterThanOrEqual(s.windows * (PROFILE_KINDS - 1) - 1);
   expect(s.pending).toBe(0);
   expect(s.uploadsOk + s.dropped).toBe(s.profilesCollected);
   // the store hangs from close() on: the last window's profiles cannot arrive, and are counted, not hidden
