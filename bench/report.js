@@ -25,6 +25,12 @@ const EXTRA_LABELS = {
   disabled: 'x. this plugin, enabled: false (diagnosis)',
   'large-graph': 'x. baseline + require(\'typescript\') (control)',
   loaded: 'x. @datadog/pprof loaded, not started (diagnosis)',
+  'idle-heap': 'x. this plugin, installed idle, heap sampler on (heapThreshold)',
+  'engine-hook': 'x. engine floor + an empty onRequest hook (diagnosis)',
+  'engine-labels': 'x. engine floor + onRequest entering one shared label set as the plugin does (diagnosis)',
+  'otel-off': 'x. OpenTelemetry SDK tracing every request + this plugin, spanProfiles: false',
+  'otel-spans': 'x. OpenTelemetry SDK tracing every request + this plugin, span profiles on',
+  'otel-holder': 'x. as otel-off + a fresh engine context per request (CPED diagnosis)',
 };
 
 function configLabel(key) {
@@ -71,6 +77,14 @@ function analyzePhase(phase) {
   const own = has('continuous') && has('engine')
     ? { micros: stats.pairedDifference(r.continuous, r.engine), share: stats.pairedShare(r.continuous, r.engine, base) }
     : undefined;
+  // diagnosis runs (npm run bench:diagnosis): a - b per request, in µs and as a share of `of`
+  const diff = (a, b, of = 'baseline') => (has(a) && has(b) && has(of) ? { micros: stats.pairedDifference(r[a], r[b]), share: stats.pairedShare(r[a], r[b], r[of]) } : undefined);
+  const breakdown = has('engine-hook') && has('engine-labels')
+    ? { hook: diff('engine-hook', 'engine'), labels: diff('engine-labels', 'engine-hook'), rest: diff('continuous', 'engine-labels') }
+    : undefined;
+  const spans = has('otel-spans') && has('otel-off')
+    ? { ratio: pair('otel-spans', 'otel-off'), cost: diff('otel-spans', 'otel-off', 'otel-off'), holder: diff('otel-holder', 'otel-off', 'otel-off'), rest: diff('otel-spans', 'otel-holder', 'otel-off') }
+    : undefined;
   return {
     id: `${phase.route}:${phase.shape}`,
     route: phase.route,
@@ -86,6 +100,8 @@ function analyzePhase(phase) {
     pyroscope: pair('pyroscope', 'baseline'),
     versusPyroscope: pair('continuous', 'pyroscope'),
     own,
+    breakdown,
+    spans,
   };
 }
 
@@ -223,6 +239,37 @@ function sampleRateTable(phases) {
   );
 }
 
+/** Diagnosis runs: where the plugin's own cost goes, and what span profiles cost. */
+function diagnosisTables(phases) {
+  const out = [];
+  const cost = (d) => (d ? `${fmtMicros(d.micros)}; ${fmtShare(d.share)}` : 'n/a');
+  const split = phases.filter((p) => p.breakdown);
+  if (split.length > 0) {
+    out.push(
+      'Where the plugin\'s own cost goes (each step over the one before it, per request; share of the baseline request):',
+      '',
+      table(
+        ['phase', 'an empty onRequest hook (engine-hook - engine floor)', 'entering a shared label set (engine-labels - engine-hook)', 'the rest of the plugin (continuous - engine-labels)', 'own cost in all (continuous - engine floor)'],
+        split.map((p) => [p.label, cost(p.breakdown.hook), cost(p.breakdown.labels), cost(p.breakdown.rest), p.own ? `${fmtMicros(p.own.micros)}; ${fmtShare(p.own.share)}` : 'n/a']),
+      ),
+      '',
+    );
+  }
+  const spans = phases.filter((p) => p.spans);
+  if (spans.length > 0) {
+    out.push(
+      'Span profiles (OpenTelemetry SDK tracing every request in both servers; per request, share of the spans-off request):',
+      '',
+      table(
+        ['phase', 'spans on / off', 'spans on - off', 'a fresh engine context per request (otel-holder - otel-off)', 'the plugin\'s span work (otel-spans - otel-holder)'],
+        spans.map((p) => [p.label, fmtRatio(p.spans.ratio), cost(p.spans.cost), cost(p.spans.holder), cost(p.spans.rest)]),
+      ),
+      '',
+    );
+  }
+  return out;
+}
+
 function sideTable(run) {
   const byRoute = run.phases.filter((p, i, all) => all.findIndex((q) => q.route === p.route) === i);
   const keys = CONFIGS.map((c) => c.key).filter((k) => byRoute.every((p) => p.servers && p.servers[k]));
@@ -256,8 +303,13 @@ function sanityLine(run, labelMode) {
   const floor = floors.length
     ? `Engine floor: ${floors.reduce((n, f) => n + f.windows, 0)} windows collected (${floors.map((f) => f.lastWindowSamples).join(', ')} CPU samples in each route's last), useCPED ${floors[0].useCPED}, ${floors.reduce((n, f) => n + f.collectFailures, 0)} failures. `
     : '';
+  const spanServers = servers.filter((s) => s['otel-spans'] && s['otel-spans'].profiler && s['otel-spans'].profiler.spanProfiles);
+  const spans = spanServers.length
+    ? `Span profiles (otel-spans): ${spanServers.map((s) => `${s['otel-spans'].profiler.spanProfiles.labelledRequests} requests labelled, state ${s['otel-spans'].profiler.spanProfiles.state}`).join('; ')} (otel-off: ${sum('otel-off', (p) => (p.spanProfiles ? p.spanProfiles.labelledRequests : 0))}, must be 0). `
+    : '';
   return (
     `Label mode: ${labelMode}. Sessions started by the installed-idle servers: ${sum('idle', (p) => p.sessions)} (must be 0). ` +
+    spans +
     `Uploads received during the rounds: this plugin ${uploads('continuous')}, @pyroscope/nodejs ${uploads('pyroscope')}. ` +
     `Profiles lost or failed (this plugin): ${sum('continuous', (p) => p.dropped + p.uploadsFailed)}. ` +
     floor +
@@ -305,6 +357,7 @@ function markdownSection(run, analysis) {
     comparisonTable(analysis.phases),
     '',
     ...(rate ? ['Sample rate (this plugin, continuous, on the realistic route):', '', rate, ''] : []),
+    ...diagnosisTables(analysis.phases),
     ...analysis.phases.flatMap((p, i) => [phaseLine(run, p, run.phases[i]), '', phaseTable(p), '']),
     sideTable(run),
     '',
@@ -379,7 +432,7 @@ if (require.main === module) {
   const args = process.argv.slice(2);
   if (args[0] === '--readme') {
     const dir = args[1] ? path.resolve(args[1]) : path.join(__dirname, 'results');
-    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^node\d+(-[\w-]+)?\.json$/.test(f)) : [];
+    const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^node\d+(-[\w-]+)?\.json$/.test(f) && !f.endsWith('-diagnosis.json')) : [];
     if (files.length === 0) {
       console.error(`no saved runs in ${dir} (npm run bench writes bench/results/nodeNN.json)`);
       process.exitCode = 1;

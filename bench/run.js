@@ -33,7 +33,14 @@
  *   BENCH_TAG=NAME       a variant of this Node's run kept apart: section nodeNN-NAME, file
  *                        nodeNN-NAME.json (e.g. BENCH_TAG=cped with Node 22 and
  *                        NODE_OPTIONS=--experimental-async-context-frame)
- *   BENCH_EXTRA=LIST     diagnosis configurations (disabled, large-graph, loaded; see server.js)
+ *   BENCH_EXTRA=LIST     diagnosis configurations (disabled, large-graph, loaded, idle-heap,
+ *                        engine-hook, engine-labels, otel-off, otel-spans, otel-holder; see server.js)
+ *   BENCH_CONFIGS=LIST   the always-present configurations to keep (default all six; baseline required)
+ *
+ * `npm run bench:diagnosis`: where the plugin's own cost goes (engine floor + an empty hook, +
+ * entering a label set) and what span profiles cost (OpenTelemetry SDK in both servers, spans
+ * off / on / off + a fresh engine context per request), on /hello and /orders, saturating;
+ * section nodeNN-diagnosis of RESULTS.md.
  *   BENCH_SKIP=probe,accuracy   leave out the flush probe and/or the label-accuracy run
  */
 const { spawn, execFileSync } = require('node:child_process');
@@ -95,6 +102,15 @@ const PLAN = {
 const MESSAGE_TIMEOUT_MS = 120_000;
 const RESULTS_FILE = path.join(__dirname, 'RESULTS.md');
 const EXTRA = (process.env.BENCH_EXTRA || '').split(',').filter(Boolean);
+const BASE_CONFIGS = (() => {
+  const all = report.CONFIGS.map((c) => c.key);
+  const wanted = (process.env.BENCH_CONFIGS || '').split(',').filter(Boolean);
+  const unknown = wanted.filter((k) => !all.includes(k));
+  if (unknown.length > 0 || (wanted.length > 0 && !wanted.includes('baseline'))) {
+    throw new Error(`BENCH_CONFIGS: ${JSON.stringify(process.env.BENCH_CONFIGS)} must list baseline and only these: ${all.join(', ')}`);
+  }
+  return wanted.length > 0 ? wanted : all;
+})();
 const SKIP = (process.env.BENCH_SKIP || '').split(',').filter(Boolean);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -103,7 +119,7 @@ const appName = (config) => `bench-${config}`;
 /** Configurations measured in a phase: the six always, the sample-rate rows on /orders, extras. */
 function configsFor(route, shape) {
   const rates = route === 'orders' && PLAN.rateShapes.includes(shape) ? PLAN.rates.map((hz) => `continuous-${hz}hz`) : [];
-  return [...report.CONFIGS.map((c) => c.key), ...rates, ...EXTRA];
+  return [...BASE_CONFIGS, ...rates, ...EXTRA];
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -528,7 +544,7 @@ async function main() {
     console.log(`README column for Node ${nodeMajor} (all columns: node bench/report.js --readme):\n`);
     console.log(`${report.readmeTable([{ run, analysis }])}\n`);
     // only a full run replaces a Node version's section and file; a partial or quick one only if asked
-    const partial = QUICK || Boolean(process.env.BENCH_PHASES || process.env.BENCH_SKIP || process.env.BENCH_PRELOAD);
+    const partial = QUICK || Boolean(process.env.BENCH_PHASES || process.env.BENCH_SKIP || process.env.BENCH_PRELOAD || process.env.BENCH_CONFIGS || process.env.BENCH_EXTRA);
     const write = !partial || process.env.BENCH_WRITE === '1';
     const jsonFile = process.env.BENCH_JSON || (write ? path.join(__dirname, 'results', `node${sectionKey}.json`) : undefined);
     if (jsonFile) {

@@ -19,7 +19,6 @@
  */
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 const path = require('node:path');
-const Fastify = require('fastify');
 const { BlockWatch, longestBlockDuring } = require('./block-watch');
 
 const [config, ingestUrl, greetRoutesJs, uploadRate] = process.argv.slice(2);
@@ -38,15 +37,16 @@ const appName = `bench-${config}`;
 /** The engine floor's own account (it uploads nothing): windows collected, CPU samples in the last. */
 let engineFloorStats;
 
-async function engineFloor(app, sampleRate) {
+async function engineFloor(app, sampleRate, propagator) {
   const { EngineProfiler } = require('../dist/profilers');
   const { DEFAULTS } = require('../dist/options');
   const { asyncContextFrameActive } = require('../dist/labels/propagation');
   const useCPED = asyncContextFrameActive();
   const contextsOnly = {
     timeProfilerOptions: () => ({ withContexts: true, useCPED }),
-    activate() {},
-    deactivate() {},
+    // the diagnosis floors that enter contexts (engine-labels) follow the engine's sessions
+    activate: () => propagator?.enable(),
+    deactivate: () => propagator?.disable(),
     generateLabels: () => ({}),
   };
   const windowMs = durationMs(uploadRate);
@@ -123,8 +123,78 @@ const CONFIGURE = {
   },
 };
 
-/** Diagnosis only (BENCH_EXTRA=disabled,large-graph,loaded,idle-heap). */
+/**
+ * Where the plugin's own cost goes (`npm run bench:diagnosis`): the engine floor plus one
+ * piece of the plugin's request path at a time.
+ */
+async function engineFloorWithHook(app, { enterLabels }) {
+  let propagator;
+  if (enterLabels) {
+    const { asyncContextFrameActive, createPropagator } = require('../dist/labels/propagation');
+    propagator = createPropagator(asyncContextFrameActive() ? 'cped' : 'async-hooks');
+  }
+  await engineFloor(app, undefined, propagator);
+  // one frozen label set for every request, entered as the plugin enters a route's cached set
+  const labels = Object.freeze({ route: '/any', method: 'GET' });
+  app.addHook('onRequest', enterLabels ? (_request, _reply, done) => propagator.run(labels, done, true) : (_request, _reply, done) => done());
+}
+
+/**
+ * OpenTelemetry in the process (span profiles: `npm run bench:diagnosis`): the SDK's
+ * NodeTracerProvider, every trace sampled, a batch span processor into an exporter that drops
+ * the spans, instrumentation-http. Set up before Fastify is loaded (instrumentation-http patches
+ * `http` as it is required).
+ */
+function setUpOpenTelemetry() {
+  const { NodeTracerProvider } = require('@opentelemetry/sdk-trace-node');
+  const { BatchSpanProcessor } = require('@opentelemetry/sdk-trace-base');
+  const { registerInstrumentations } = require('@opentelemetry/instrumentation');
+  const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http');
+  const dropAll = { export: (_spans, done) => done({ code: 0 }), shutdown: async () => undefined };
+  const provider = new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropAll)] });
+  provider.register();
+  registerInstrumentations({ instrumentations: [new HttpInstrumentation()] });
+  return provider;
+}
+const tracerProvider = config.startsWith('otel-') ? setUpOpenTelemetry() : undefined;
+
+function continuousWithSpans(app, spanProfiles) {
+  return app.register(require('../dist'), { appName, serverAddress: ingestUrl, cpuThreshold: 0, uploadRate, spanProfiles });
+}
+
+/** Diagnosis only (BENCH_EXTRA=disabled,large-graph,loaded,idle-heap,engine-hook,engine-labels,otel-*). */
 const EXTRA = {
+  // the engine floor + an empty onRequest hook: what a Fastify hook costs a request
+  async 'engine-hook'(app) {
+    await engineFloorWithHook(app, { enterLabels: false });
+  },
+  // ... + the hook entering one shared label set the way the plugin does (CPED: the engine's own
+  // store with the set's kept holder; Node 20/22: the async hook and its store): the least that
+  // exact labels can cost, without the plugin's route lookup, span check and controller
+  async 'engine-labels'(app) {
+    await engineFloorWithHook(app, { enterLabels: true });
+  },
+  // the plugin, continuous, with OpenTelemetry tracing every request: span profiles off ...
+  async 'otel-off'(app) {
+    await continuousWithSpans(app, false);
+  },
+  // ... and on (sampled trace: a context of its own per request)
+  async 'otel-spans'(app) {
+    await continuousWithSpans(app, true);
+  },
+  // ... off, plus a fresh engine context per request (CPED only: what a context of its own per
+  // request costs there; on Node 20/22 the same as otel-off): tells the engine's part of span
+  // profiles from the plugin's
+  async 'otel-holder'(app) {
+    await continuousWithSpans(app, false);
+    const { asyncContextFrameActive } = require('../dist/labels/propagation');
+    if (!asyncContextFrameActive()) return; // async hooks: nothing per request to tell apart
+    const { time } = require('@datadog/pprof');
+    app.addHook('onRequest', (request, _reply, done) => {
+      if (time.isStarted()) time.runWithContext({ route: '/any', method: request.method }, done);
+      else done();
+    });
+  },
   // the plugin registered with enabled: false: the decorator only, no hook, no timer
   async disabled(app) {
     await app.register(require('../dist'), { appName, serverAddress: ingestUrl, enabled: false });
@@ -236,7 +306,7 @@ async function registerOrders(app) {
 }
 
 async function buildApp() {
-  const app = Fastify({ logger: false });
+  const app = require('fastify')({ logger: false }); // loaded here: after OpenTelemetry's set-up
   app.get('/hello', async () => ({ hello: 'world' }));
   await registerOrders(app);
   // greet's own route, handler and ping logic (simulateCPULoad, 1,000,000 iterations)
@@ -248,7 +318,7 @@ async function buildApp() {
 function profilerStats(app) {
   if (!app.hasDecorator('profiler')) return undefined;
   const s = app.profiler.stats();
-  return { state: s.state, sessions: s.sessions, labelMode: s.labelMode, uploadsOk: s.uploadsOk, uploadsFailed: s.uploadsFailed, dropped: s.dropped, samplesFolded: s.samplesFolded };
+  return { state: s.state, sessions: s.sessions, labelMode: s.labelMode, uploadsOk: s.uploadsOk, uploadsFailed: s.uploadsFailed, dropped: s.dropped, samplesFolded: s.samplesFolded, spanProfiles: s.spanProfiles };
 }
 
 /**
@@ -285,6 +355,7 @@ const HANDLERS = {
   },
   close: async (app) => {
     await app.close();
+    await tracerProvider?.shutdown();
     return { profiler: profilerStats(app) };
   },
 };

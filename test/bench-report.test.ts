@@ -109,3 +109,44 @@ describe('bench report: targets on intervals', () => {
     expect(verdictOf(a, '/orders, saturating: plugin\'s own cost')).toBe('undecided');
   });
 });
+
+describe('bench report: diagnosis runs (npm run bench:diagnosis)', () => {
+  const diagnosis = {
+    baseline: 1,
+    'baseline-again': 1,
+    engine: 1.1,
+    'engine-hook': 1.12,
+    'engine-labels': 1.15,
+    continuous: 1.2,
+    'otel-off': 3,
+    'otel-holder': 3.3,
+    'otel-spans': 3.33,
+  };
+
+  test('the own cost is split into hook, label entry and the rest; span profiles into engine context and plugin work', () => {
+    const r = run('cped', diagnosis, diagnosis);
+    const a = report.analyze(r) as Analysis & {
+      phases: { breakdown?: Record<string, { share: { estimate: number } }>; spans?: Record<string, { share: { estimate: number } }> }[];
+    };
+    const orders = a.phases[0];
+    // shares of the baseline request: 0.02 + 0.03 + 0.05 = the own cost 0.10
+    expect(orders.breakdown?.hook.share.estimate).toBeCloseTo(0.02, 2);
+    expect(orders.breakdown?.labels.share.estimate).toBeCloseTo(0.03, 2);
+    expect(orders.breakdown?.rest.share.estimate).toBeCloseTo(0.05, 2);
+    // span shares are of the spans-off request: 0.3 / 3 = 10 % the engine context, 0.03 / 3 = 1 % ours
+    expect(orders.spans?.holder.share.estimate).toBeCloseTo(0.1, 2);
+    expect(orders.spans?.rest.share.estimate).toBeCloseTo(0.01, 2);
+    const section = report.markdownSection(r, a);
+    expect(section).toContain('Where the plugin\'s own cost goes');
+    expect(section).toContain('Span profiles (OpenTelemetry SDK');
+    expect(section).toContain('x. engine floor + an empty onRequest hook (diagnosis)');
+  });
+
+  test('a run without the diagnosis servers has neither table', () => {
+    const good = { baseline: 1, 'baseline-again': 1, engine: 1.1, continuous: 1.11, idle: 1, pyroscope: 1.2 };
+    const r = run('cped', good, good);
+    const section = report.markdownSection(r, report.analyze(r));
+    expect(section).not.toContain('Where the plugin\'s own cost goes');
+    expect(section).not.toContain('Span profiles (OpenTelemetry SDK');
+  });
+});
