@@ -4,9 +4,9 @@
  * encoded and gzipped off the hot moment (pprof-format yields between sections, gzip runs on
  * libuv's thread pool).
  */
-import { encode } from '@datadog/pprof';
 import type { EncodedProfile } from '../types';
 import type { Profile } from 'pprof-format';
+import { encodeProfile } from './encode';
 import { FrameRewriter } from './frames';
 import { HeapProfiler } from './heap';
 import { mergeProfiles } from './merge';
@@ -14,7 +14,7 @@ import { SharedEngine, TimeShare } from './shared-engine';
 import { TimeProfiler, type SampleLabeler, type TimeKinds, type WindowProfile } from './time';
 import { hasSamples } from './transform';
 
-export { FrameRewriter, HeapProfiler, SharedEngine, TimeProfiler, TimeShare, mergeProfiles, type SampleLabeler, type TimeKinds, type WindowProfile };
+export { encodeProfile, FrameRewriter, HeapProfiler, SharedEngine, TimeProfiler, TimeShare, mergeProfiles, type SampleLabeler, type TimeKinds, type WindowProfile };
 export type { SharedEngineOptions } from './shared-engine';
 
 /** Profiles one session collects on top of `profileTypes` (set by what started it). */
@@ -203,11 +203,7 @@ async function encodeWindow(captured: WindowProfile[], window: Window, frames: F
   const profiles: EncodedProfile[] = [];
   let foldedSamples = 0;
   for (const { kind, profile, foldedSamples: folded } of captured) {
-    // Pyroscope files a profile at time_nanos (and refuses it outside now-1h..now+10m)
-    profile.timeNanos = window.startMs * 1_000_000;
-    profile.durationNanos = Math.max(0, window.endMs - window.startMs) * 1_000_000;
-    await frames?.rewrite(profile);
-    const body = await encode(profile);
+    const body = await encodeProfile(profile, window.startMs, window.endMs - window.startMs, frames);
     profiles.push({ kind, body, startMs: window.startMs, endMs: window.endMs, sampleCount: profile.sample.length });
     foldedSamples += folded;
   }

@@ -15,9 +15,8 @@
  *   MAX_CONCURRENT_CAPTURES run at once, beyond that a 429 error with a retry delay.
  * - close() ends every running capture at once; each resolves with what it collected.
  */
-import { encode } from '@datadog/pprof';
 import { Profile, StringTable, ValueType } from 'pprof-format';
-import { mergeProfiles, type SharedEngine, type WindowProfile } from '../profilers';
+import { encodeProfile, mergeProfiles, type SharedEngine, type WindowProfile } from '../profilers';
 import type { FrameRewriter } from '../profilers/frames';
 import type { MinimalLogger } from '../types';
 import { PPROF_DEFAULTS } from './options';
@@ -195,10 +194,7 @@ export class Captures {
       const endedAt = Date.now();
       const view = pieces.length > 0 ? engine.views(mergeProfiles(pieces), { cpu: type === 'cpu', wall: type === 'wall' })[0] : undefined;
       const profile = view?.profile ?? emptyTimeProfile(type, this.deps.sampleRate);
-      profile.timeNanos = startedAt * 1_000_000;
-      profile.durationNanos = Math.max(0, endedAt - startedAt) * 1_000_000;
-      await this.deps.frames?.rewrite(profile);
-      return await encode(profile);
+      return await encodeProfile(profile, startedAt, endedAt - startedAt, this.deps.frames);
     } finally {
       release();
     }
@@ -231,10 +227,7 @@ export class Captures {
 
 async function encodeHeap(snapshot: WindowProfile | undefined, startedAt: number, durationMs: number, frames: FrameRewriter | undefined): Promise<Buffer> {
   const profile = snapshot?.profile ?? emptyProfile([['inuse_objects', 'count'], ['inuse_space', 'bytes']], ['space', 'bytes'], 0);
-  profile.timeNanos = startedAt * 1_000_000;
-  profile.durationNanos = durationMs * 1_000_000;
-  await frames?.rewrite(profile);
-  return encode(profile);
+  return encodeProfile(profile, startedAt, durationMs, frames);
 }
 
 /** No sample in the interval: still a valid profile of the asked type (pprof shows it empty). */
