@@ -241,33 +241,25 @@ function sampleRateTable(phases) {
 
 /** Diagnosis runs: where the plugin's own cost goes, and what span profiles cost. */
 function diagnosisTables(phases) {
-  const out = [];
   const cost = (d) => (d ? `${fmtMicros(d.micros)}; ${fmtShare(d.share)}` : 'n/a');
-  const split = phases.filter((p) => p.breakdown);
-  if (split.length > 0) {
-    out.push(
+  const titled = (title, header, rowOf, having) => {
+    const shown = phases.filter(having);
+    return shown.length > 0 ? [title, '', table(['phase', ...header], shown.map((p) => [p.label, ...rowOf(p)])), ''] : [];
+  };
+  return [
+    ...titled(
       'Where the plugin\'s own cost goes (each step over the one before it, per request; share of the baseline request):',
-      '',
-      table(
-        ['phase', 'an empty onRequest hook (engine-hook - engine floor)', 'entering a shared label set (engine-labels - engine-hook)', 'the rest of the plugin (continuous - engine-labels)', 'own cost in all (continuous - engine floor)'],
-        split.map((p) => [p.label, cost(p.breakdown.hook), cost(p.breakdown.labels), cost(p.breakdown.rest), p.own ? `${fmtMicros(p.own.micros)}; ${fmtShare(p.own.share)}` : 'n/a']),
-      ),
-      '',
-    );
-  }
-  const spans = phases.filter((p) => p.spans);
-  if (spans.length > 0) {
-    out.push(
+      ['an empty onRequest hook (engine-hook - engine floor)', 'entering a shared label set (engine-labels - engine-hook)', 'the rest of the plugin (continuous - engine-labels)', 'own cost in all (continuous - engine floor)'],
+      (p) => [cost(p.breakdown.hook), cost(p.breakdown.labels), cost(p.breakdown.rest), cost(p.own)],
+      (p) => p.breakdown,
+    ),
+    ...titled(
       'Span profiles (OpenTelemetry SDK tracing every request in both servers; per request, share of the spans-off request):',
-      '',
-      table(
-        ['phase', 'spans on / off', 'spans on - off', 'a fresh engine context per request (otel-holder - otel-off)', 'the plugin\'s span work (otel-spans - otel-holder)'],
-        spans.map((p) => [p.label, fmtRatio(p.spans.ratio), cost(p.spans.cost), cost(p.spans.holder), cost(p.spans.rest)]),
-      ),
-      '',
-    );
-  }
-  return out;
+      ['spans on / off', 'spans on - off', 'a fresh engine context per request (otel-holder - otel-off)', 'the plugin\'s span work (otel-spans - otel-holder)'],
+      (p) => [fmtRatio(p.spans.ratio), cost(p.spans.cost), cost(p.spans.holder), cost(p.spans.rest)],
+      (p) => p.spans,
+    ),
+  ];
 }
 
 function sideTable(run) {
