@@ -190,11 +190,12 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
       stats: () => {
         const engine = controller.stats();
         const exported = sumExporterStats(exporters);
+        const labelStats = labels.stats();
         return {
           enabled: true,
           labelMode: labels.mode,
-          labelValuesOverflowed: labels.stats().overflowedValues,
-          ...(spans === undefined ? {} : { spanProfiles: spans.stats() }),
+          labelValuesOverflowed: labelStats.overflowedValues,
+          ...(spans === undefined ? {} : { spanProfiles: labelStats.spans }),
           ...engine,
           ...(sourceMaps?.stats() ?? NO_SOURCE_MAPS),
           ...exported,
