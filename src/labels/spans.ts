@@ -14,10 +14,11 @@
  * already a string in OpenTelemetry JS, and the label record `{ ...route labels, span_name,
  * span_id }` is built once per context when the window's samples are turned into labels
  * (SpanSampleContext.sampleLabels), so only for requests a sample actually hit.
- * The context is per request, so in CPED mode (Node 24+) the request enters the engine with a
- * holder of its own instead of its route's shared one: that native holder is most of the cost of
- * span profiles there (bench/spans-cost.js with SPANS_COST_HOLDER=1: 1.18 of 1.21 on /hello,
- * every trace sampled). Requests of unsampled traces keep the shared route holder.
+ * The context is per request. In CPED mode (Node 24+) a new context means a new native holder
+ * in the engine, which the scavenger cannot free (most of the cost of span profiles there before
+ * the pool: a fresh holder per request read 1.18 of spans' 1.21 on traced /hello; `npm run
+ * bench:diagnosis`, otel-holder), so span contexts take turns in pooled slots (SpanSlot, src/labels/span-pool.ts).
+ * Requests of unsampled traces keep the shared route holder.
  *
  * Finding the local root: the span active in our hook may be a child (with @fastify/otel,
  * hooks registered after it run inside their own spans, and with instrumentation-http as well
