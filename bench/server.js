@@ -182,19 +182,6 @@ const EXTRA = {
   async 'otel-spans'(app) {
     await continuousWithSpans(app, true);
   },
-  // EXPERIMENT: otel-off + a marker object per request in an ALS of its own, registered with a FinalizationRegistry
-  async 'otel-marker'(app) {
-    await continuousWithSpans(app, false);
-    const { AsyncLocalStorage } = require('node:async_hooks');
-    const markers = new AsyncLocalStorage();
-    let finalized = 0;
-    const registry = new FinalizationRegistry(() => { finalized++; });
-    app.addHook('onRequest', (request, _reply, done) => {
-      const marker = { id: request.id };
-      registry.register(marker, 1);
-      markers.run(marker, done);
-    });
-  },
   // ... off, plus a fresh engine context per request (CPED only: what a context of its own per
   // request costs there; on Node 20/22 the same as otel-off): tells the engine's part of span
   // profiles from the plugin's

@@ -190,12 +190,11 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
       stats: () => {
         const engine = controller.stats();
         const exported = sumExporterStats(exporters);
-        const labelStats = labels.stats();
         return {
           enabled: true,
           labelMode: labels.mode,
-          labelValuesOverflowed: labelStats.overflowedValues,
-          ...(spans === undefined ? {} : { spanProfiles: labelStats.spans }),
+          labelValuesOverflowed: labels.stats().overflowedValues,
+          ...(spans === undefined ? {} : { spanProfiles: spans.stats() }),
           ...engine,
           ...(sourceMaps?.stats() ?? NO_SOURCE_MAPS),
           ...exported,

@@ -31,8 +31,7 @@ import {
   type LabelPropagator,
 } from './propagation';
 import { RouteLabelCache, type RouteProfilingConfig } from './route-labels';
-import { SpanContextPool, type SpanPoolCounters } from './span-pool';
-import { sampleLabelsOf, spanContextOf, SpanSampleContext, type SpanProfiles, type SpanProfileStats } from './spans';
+import { sampleLabelsOf, SpanSampleContext, type SpanProfiles, type SpanProfileStats } from './spans';
 
 export type { LabelMode } from './propagation';
 export type { RouteProfilingConfig } from './route-labels';
@@ -114,9 +113,6 @@ export class RequestLabels {
   private readonly routes: RouteLabelCache;
   private readonly cap: LabelCardinalityCap;
   private readonly validNames = new Set<string>();
-  /** CPED sessions with span profiles: engine contexts for span contexts, taking turns */
-  private spanPool: SpanContextPool | undefined;
-  private readonly spanPoolCounters: SpanPoolCounters = { slots: 0, reused: 0, unpooled: 0 };
 
   constructor(private readonly opts: LabelOptions) {
     this.maxLabels = opts.maxLabelsPerSample ?? DEFAULT_MAX_LABELS_PER_SAMPLE;
@@ -155,8 +151,6 @@ export class RequestLabels {
     this.propagator.enable();
     this.cap.resetWindow();
     this.opts.spans?.activate();
-    // async-hook mode needs no pool: its contexts are plain objects, a new one costs nothing more
-    this.spanPool = this.opts.spans !== undefined && this.propagator.mode === 'cped' ? new SpanContextPool(this.spanPoolCounters) : undefined;
     this.activeValue = true;
   }
 
@@ -166,13 +160,6 @@ export class RequestLabels {
     this.activeValue = false;
     this.opts.spans?.deactivate();
     this.propagator?.disable();
-    // the last window's samples still resolve through the slots they hold; the pool itself goes
-    this.spanPool = undefined;
-  }
-
-  /** After each time.stop: every sample so far has its labels, so drained span slots can serve again. */
-  samplesResolved(): void {
-    this.spanPool?.samplesResolved();
   }
 
   /**
@@ -180,7 +167,7 @@ export class RequestLabels {
    * Span contexts become their route labels + span_name + span_id here, once per context.
    */
   readonly generateLabels = (args: GenerateLabelsArgs): Record<string, string> =>
-    this.cap.apply(sampleLabelsOf(spanContextOf(labelsOfContext(args.context?.context)))) as Record<string, string>;
+    this.cap.apply(sampleLabelsOf(labelsOfContext(args.context?.context))) as Record<string, string>;
 
   /** Fastify callback-style onRequest hook: runs the rest of the request inside its labels. */
   readonly onRequest = (request: FastifyRequest, _reply: FastifyReply, done: DoneCallback): void => {
@@ -198,7 +185,7 @@ export class RequestLabels {
       // a sampled trace: one context object per request (route labels + root span)
       const spanContext = spans.contextForRequest(labels);
       if (spanContext !== undefined) {
-        this.runSpan(this.propagator, spanContext, done);
+        this.propagator.run(spanContext, done);
         return;
       }
     }
@@ -219,24 +206,19 @@ export class RequestLabels {
       done();
       return;
     }
-    const current = spanContextOf(propagator.current());
+    const current = propagator.current();
     if (current instanceof SpanSampleContext) {
       done();
       return;
     }
     const labels = this.requestLabels(request);
-    const spanContext = labels === undefined ? undefined : spans.contextForRequest((current as Labels | undefined) ?? labels);
+    const spanContext = labels === undefined ? undefined : spans.contextForRequest(current ?? labels);
     if (spanContext === undefined) {
       done();
       return;
     }
-    this.runSpan(propagator, spanContext, done);
+    propagator.run(spanContext, done);
   };
-
-  /** A span context's run: through the pool in CPED mode, as is otherwise. */
-  private runSpan<T>(propagator: LabelPropagator, context: SpanSampleContext, fn: () => T): T {
-    return this.spanPool !== undefined ? this.spanPool.run(propagator, context, fn) : propagator.run(context, fn);
-  }
 
   /**
    * Runs `fn` with `labels` added to the current ones, for `fn` and everything it awaits; the
@@ -249,19 +231,14 @@ export class RequestLabels {
     this.assertLabelNames(labels);
     const propagator = this.propagator;
     if (!this.activeValue || propagator === undefined) return fn();
-    const current = spanContextOf(propagator.current());
+    const current = propagator.current();
     if (current instanceof SpanSampleContext) {
       // the request's span stays: only its label set is extended
       const extended = extendLabels(current.labels, labels, this.maxLabels, this.drops);
-      return this.runSpan(propagator, new SpanSampleContext(extended, current.root), fn);
+      return propagator.run(new SpanSampleContext(extended, current.root), fn);
     }
-    const merged = extendLabels(current as Labels | undefined, labels, this.maxLabels, this.drops);
+    const merged = extendLabels(current, labels, this.maxLabels, this.drops);
     return propagator.run(merged, fn);
-  }
-
-  private spanContextStats(): SpanProfileStats['contexts'] {
-    const c = this.spanPoolCounters;
-    return { pooled: c.slots, reused: c.reused, unpooled: c.unpooled };
   }
 
   stats(): LabelStats {
@@ -274,7 +251,7 @@ export class RequestLabels {
       labelsOverLimit: this.drops.overLimit,
       labelsInvalid: this.drops.invalidNames + this.drops.invalidValues,
       engineErrors: this.propagator?.engineErrors ?? 0,
-      spans: this.opts.spans === undefined ? undefined : { ...this.opts.spans.stats(), contexts: this.spanContextStats() },
+      spans: this.opts.spans?.stats(),
     };
   }
 

@@ -13,13 +13,10 @@
 import { AsyncLocalStorage, createHook, type AsyncHook } from 'node:async_hooks';
 import { time } from '@datadog/pprof';
 import type { Labels } from '../types';
-import type { SpanSampleContext, SpanSlot } from './spans';
+import type { SpanSampleContext } from './spans';
 
-/**
- * What a sample's context stands for: a route/withLabels label set, or one plus a request's root
- * span, directly or through a pooled slot.
- */
-export type SampleContext = Labels | SpanSampleContext | SpanSlot;
+/** What a sample's context stands for: a route/withLabels label set, or one plus a request's root span. */
+export type SampleContext = Labels | SpanSampleContext;
 
 export type LabelMode = 'cped' | 'async-hooks';
 

@@ -97,20 +97,6 @@ export class SpanSampleContext {
   }
 }
 
-/**
- * A pooled sample context (CPED mode, src/labels/span-pool.ts): what the samples of the request
- * it currently serves resolve to.
- */
-export class SpanSlot {
-  /** undefined while free: a finished request's span is not kept alive by the pool */
-  constructor(public context: SpanSampleContext | undefined) {}
-}
-
-/** The span context a sample context stands for: pooled slots are unwrapped. */
-export function spanContextOf(context: unknown): unknown {
-  return context instanceof SpanSlot ? context.context : context;
-}
-
 /** The form Pyroscope decodes (16 lowercase hex), or undefined: anything else would become span 0. */
 export function spanIdLabelValue(spanId: unknown): string | undefined {
   if (typeof spanId !== 'string') return undefined;
@@ -208,12 +194,6 @@ export interface SpanProfileStats {
   labelledRequests: number;
   /** requests with a sampled active span whose local root could not be found */
   rootsNotFound: number;
-  /**
-   * CPED mode (Node 24+): span contexts take turns in a bounded pool of engine contexts
-   * (src/labels/span-pool.ts). Engine contexts made, requests served by one a previous request
-   * had used, and requests given a fresh engine context because every pooled one was busy.
-   */
-  contexts: { pooled: number; reused: number; unpooled: number };
 }
 
 export interface SpanProfilesOptions {
@@ -306,8 +286,7 @@ export class SpanProfiles {
     }
   }
 
-  /** The counts of this module; RequestLabels adds `contexts` (it owns the pool). */
-  stats(): Omit<SpanProfileStats, 'contexts'> {
+  stats(): SpanProfileStats {
     return {
       state:
         this.attachment === undefined

@@ -14,8 +14,6 @@ export interface SampleLabeler {
   activate(): void;
   deactivate(): void;
   generateLabels: (args: { node: unknown; context?: { context?: object } }) => Record<string, string>;
-  /** After each time.stop: every sample taken so far has been through generateLabels. */
-  samplesResolved?(): void;
 }
 
 export interface TimeProfilerOptions {
@@ -164,7 +162,6 @@ export class TimeProfiler {
         }
       });
     const profile = time.stop(restart, safeLabels);
-    this.options.labeler?.samplesResolved?.();
     if (failure !== undefined) {
       const reason = failure.error instanceof Error ? failure.error.message : String(failure.error);
       throw new Error(`sample labels could not be generated: ${reason}`);
