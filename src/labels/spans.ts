@@ -15,9 +15,15 @@
  * span_id }` is built once per context when the window's samples are turned into labels
  * (SpanSampleContext.sampleLabels), so only for requests a sample actually hit.
  * The context is per request. In CPED mode (Node 24+) a new context means a new native holder
- * in the engine, which the scavenger cannot free (most of the cost of span profiles there before
- * the pool: a fresh holder per request read 1.18 of spans' 1.21 on traced /hello; `npm run
- * bench:diagnosis`, otel-holder), so span contexts take turns in pooled slots (SpanSlot, src/labels/span-pool.ts).
+ * in the engine: an API object with a weak handle, which the scavenger does not free, so it is
+ * promoted and lives until a full GC. That is most of the cost of span profiles there
+ * (`npm run bench:diagnosis`, Node 24, traced /hello: a fresh holder per request +11.0 µs
+ * [+8.2, +13.7] of the +13.1 µs that spans cost; on the realistic /orders neither is told from
+ * noise). Holders cannot be pooled: the engine reads a holder's context when the window is cut,
+ * so one could serve another request only once every async frame of its request is gone (known
+ * only after a full GC) and a window was cut since; at 15,000 traced requests a second that is
+ * hundreds of thousands of holders (tried: a 16,384-slot pool served 15 % of requests, an
+ * unbounded one cost more than fresh holders). A cheaper context needs the engine's help.
  * Requests of unsampled traces keep the shared route holder.
  *
  * Finding the local root: the span active in our hook may be a child (with @fastify/otel,
