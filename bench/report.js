@@ -28,6 +28,7 @@ const EXTRA_LABELS = {
   'idle-heap': 'x. this plugin, installed idle, heap sampler on (heapThreshold)',
   'engine-hook': 'x. engine floor + an empty onRequest hook (diagnosis)',
   'engine-labels': 'x. engine floor + onRequest entering one shared label set as the plugin does (diagnosis)',
+  'engine-labels-graph': 'x. engine-labels + the plugin\'s package and @opentelemetry/api loaded, unused (diagnosis)',
   'otel-off': 'x. OpenTelemetry SDK tracing every request + this plugin, spanProfiles: false',
   'otel-spans': 'x. OpenTelemetry SDK tracing every request + this plugin, span profiles on',
   'otel-holder': 'x. as otel-off + a fresh engine context per request (CPED diagnosis)',
@@ -80,7 +81,14 @@ function analyzePhase(phase) {
   // diagnosis runs (npm run bench:diagnosis): a - b per request, in µs and as a share of `of`
   const diff = (a, b, of = 'baseline') => (has(a) && has(b) && has(of) ? { micros: stats.pairedDifference(r[a], r[b]), share: stats.pairedShare(r[a], r[b], r[of]) } : undefined);
   const breakdown = has('engine-hook') && has('engine-labels')
-    ? { hook: diff('engine-hook', 'engine'), labels: diff('engine-labels', 'engine-hook'), rest: diff('continuous', 'engine-labels') }
+    ? {
+        hook: diff('engine-hook', 'engine'),
+        labels: diff('engine-labels', 'engine-hook'),
+        rest: diff('continuous', 'engine-labels'),
+        // with engine-labels-graph: the rest split into the bigger module graph and the plugin's work
+        graph: diff('engine-labels-graph', 'engine-labels'),
+        work: diff('continuous', 'engine-labels-graph'),
+      }
     : undefined;
   const spans = has('otel-spans') && has('otel-off')
     ? { ratio: pair('otel-spans', 'otel-off'), cost: diff('otel-spans', 'otel-off', 'otel-off'), holder: diff('otel-holder', 'otel-off', 'otel-off'), rest: diff('otel-spans', 'otel-holder', 'otel-off') }
@@ -246,11 +254,18 @@ function diagnosisTables(phases) {
     const shown = phases.filter(having);
     return shown.length > 0 ? [title, '', table(['phase', ...header], shown.map((p) => [p.label, ...rowOf(p)])), ''] : [];
   };
+  const graphSplit = phases.some((p) => p.breakdown && p.breakdown.graph);
   return [
     ...titled(
       'Where the plugin\'s own cost goes (each step over the one before it, per request; share of the baseline request):',
-      ['an empty onRequest hook (engine-hook - engine floor)', 'entering a shared label set (engine-labels - engine-hook)', 'the rest of the plugin (continuous - engine-labels)', 'own cost in all (continuous - engine floor)'],
-      (p) => [cost(p.breakdown.hook), cost(p.breakdown.labels), cost(p.breakdown.rest), cost(p.own)],
+      [
+        'an empty onRequest hook (engine-hook - engine floor)',
+        'entering a shared label set (engine-labels - engine-hook)',
+        'the rest of the plugin (continuous - engine-labels)',
+        ...(graphSplit ? ['of which: its module graph, loaded unused (engine-labels-graph - engine-labels)', 'of which: its work (continuous - engine-labels-graph)'] : []),
+        'own cost in all (continuous - engine floor)',
+      ],
+      (p) => [cost(p.breakdown.hook), cost(p.breakdown.labels), cost(p.breakdown.rest), ...(graphSplit ? [cost(p.breakdown.graph), cost(p.breakdown.work)] : []), cost(p.own)],
       (p) => p.breakdown,
     ),
     ...titled(

@@ -34,7 +34,8 @@
  *                        nodeNN-NAME.json (e.g. BENCH_TAG=cped with Node 22 and
  *                        NODE_OPTIONS=--experimental-async-context-frame)
  *   BENCH_EXTRA=LIST     diagnosis configurations (disabled, large-graph, loaded, idle-heap,
- *                        engine-hook, engine-labels, otel-off, otel-spans, otel-holder; see server.js)
+ *                        engine-hook, engine-labels, engine-labels-graph, otel-off, otel-spans,
+ *                        otel-holder; see server.js)
  *   BENCH_CONFIGS=LIST   the always-present configurations to keep (default all six; baseline required)
  *
  * `npm run bench:diagnosis`: where the plugin's own cost goes (engine floor + an empty hook, +

@@ -174,6 +174,13 @@ const EXTRA = {
   async 'engine-labels'(app) {
     await engineFloorWithHook(app, { enterLabels: true });
   },
+  // ... + everything the plugin's registration loads (the package, @opentelemetry/api), loaded and
+  // unused: tells a bigger module graph (which alone makes a trivial route dearer) from work
+  async 'engine-labels-graph'(app) {
+    await engineFloorWithHook(app, { enterLabels: true });
+    require('../dist');
+    require('@opentelemetry/api');
+  },
   // the plugin, continuous, with OpenTelemetry tracing every request: span profiles off ...
   async 'otel-off'(app) {
     await continuousWithSpans(app, false);
