@@ -275,11 +275,7 @@ export async function mayDeclareSourceMap(script: string): Promise<boolean> {
   const handle = await fsp.open(script, 'r').catch(() => undefined);
   if (handle === undefined) return false;
   try {
-    const { size } = await handle.stat();
-    const tailStart = Math.max(0, size - TAIL_BYTES);
-    const tail = Buffer.alloc(size - tailStart);
-    await handle.read(tail, 0, tail.length, tailStart);
-    const text = tail.toString('utf8').trimEnd();
+    const { tailStart, text } = await readTail(handle);
     const lineStart = text.lastIndexOf('\n');
     if (lineStart < 0 && tailStart > 0) return true;
     return text.includes('sourceMappingURL=', lineStart + 1);
@@ -337,11 +333,9 @@ async function readAnnotation(script: string, maxBytes: number): Promise<string 
   const handle = await fsp.open(script, 'r').catch(() => undefined);
   if (handle === undefined) return undefined; // a script that is gone: nothing to map
   try {
-    const { size } = await handle.stat();
-    const tailStart = Math.max(0, size - TAIL_BYTES);
-    const tail = Buffer.alloc(size - tailStart);
-    await handle.read(tail, 0, tail.length, tailStart);
-    let text = tail.toString('utf8').trimEnd();
+    const tail = await readTail(handle);
+    const { size, tailStart } = tail;
+    let text = tail.text;
     const lineStart = text.lastIndexOf('\n');
     if (lineStart < 0 && tailStart > 0) {
       // the last line began before the tail: an inline map, or one long minified line
@@ -357,6 +351,15 @@ async function readAnnotation(script: string, maxBytes: number): Promise<string 
   } finally {
     await handle.close().catch(() => undefined);
   }
+}
+
+/** The file's last TAIL_BYTES as text (trailing white space cut), where they start, and its size. */
+async function readTail(handle: fsp.FileHandle): Promise<{ size: number; tailStart: number; text: string }> {
+  const { size } = await handle.stat();
+  const tailStart = Math.max(0, size - TAIL_BYTES);
+  const tail = Buffer.alloc(size - tailStart);
+  await handle.read(tail, 0, tail.length, tailStart);
+  return { size, tailStart, text: tail.toString('utf8').trimEnd() };
 }
 
 function decodeDataUrl(url: string): string {

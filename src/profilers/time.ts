@@ -115,7 +115,7 @@ export class TimeProfiler {
     const stuck = longEnough && time.v8ProfilerStuckEventLoopDetected() === STUCK_FOR_CERTAIN;
     this.stuckWindows = stuck ? this.stuckWindows + 1 : 0;
     if (this.stuckWindows >= STUCK_WINDOWS_BEFORE_RESTART) {
-      this.stop();
+      this.stopRaw(); // the restart's own (empty) profile: nothing to project
       this.start(this.kinds);
       this.samplerRestarts++;
     }

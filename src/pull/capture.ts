@@ -174,23 +174,11 @@ export class Captures {
   private async timeCapture(type: 'cpu' | 'wall', seconds: number): Promise<Buffer> {
     const { engine } = this.deps;
     const startedAt = Date.now();
-    let share;
-    try {
-      share = engine.joinTime();
-    } catch (error) {
-      this.logFailure('the profiler could not start', error);
-      throw new ProfileCaptureError('the profiler could not start', 503);
-    }
+    const share = this.engineCall(() => engine.joinTime(), 'the profiler could not start', 503);
     const { done, release } = this.begin(seconds);
     try {
       await done;
-      let pieces;
-      try {
-        pieces = engine.leaveTime(share);
-      } catch (error) {
-        this.logFailure('a capture could not be collected', error);
-        throw new ProfileCaptureError('the profile could not be collected', 500);
-      }
+      const pieces = this.engineCall(() => engine.leaveTime(share), 'the profile could not be collected', 500);
       const endedAt = Date.now();
       const view = pieces.length > 0 ? engine.views(mergeProfiles(pieces), { cpu: type === 'cpu', wall: type === 'wall' })[0] : undefined;
       const profile = view?.profile ?? emptyTimeProfile(type, this.deps.sampleRate);
@@ -204,12 +192,7 @@ export class Captures {
     const { engine } = this.deps;
     if (seconds === undefined) return encodeHeap(engine.heapSnapshot(), Date.now(), 0, this.deps.frames);
     const startedAt = Date.now();
-    try {
-      engine.acquireHeap();
-    } catch (error) {
-      this.logFailure('the heap sampler could not start', error);
-      throw new ProfileCaptureError('the heap sampler could not start', 503);
-    }
+    this.engineCall(() => engine.acquireHeap(), 'the heap sampler could not start', 503);
     const { done, release } = this.begin(seconds);
     try {
       await done;
@@ -220,8 +203,14 @@ export class Captures {
     }
   }
 
-  private logFailure(message: string, error: unknown): void {
-    this.deps.logger.error({ err: error instanceof Error ? error.message : String(error) }, `continuous profiling: ${message}`);
+  /** `call` on the engine; its failure is logged and becomes a ProfileCaptureError(`failure`, `status`). */
+  private engineCall<T>(call: () => T, failure: string, status: ProfileCaptureError['status']): T {
+    try {
+      return call();
+    } catch (error) {
+      this.deps.logger.error({ err: error instanceof Error ? error.message : String(error) }, `continuous profiling: ${failure}`);
+      throw new ProfileCaptureError(failure, status);
+    }
   }
 }
 
