@@ -13,8 +13,17 @@ export const ROUTE_LABEL = 'route';
 export const SPAN_ID_LABEL = 'span_id';
 /** Where samples without a route label (404s, work outside requests, idle) are counted. */
 export const NO_ROUTE = '(no route)';
-/** Which sample type the report uses, best first: CPU time, else wall time, else sample counts. */
-export const SAMPLE_TYPE_PREFERENCE: readonly string[] = ['cpu', 'wall', 'samples', 'sample'];
+/**
+ * Which sample type the report uses, best first: CPU time, else wall time, else sample counts;
+ * a heap profile (only in-use space and objects) is reported as in-use space.
+ */
+export const SAMPLE_TYPE_PREFERENCE: readonly string[] = ['cpu', 'wall', 'samples', 'sample', 'inuse_space', 'inuse_objects'];
+/** The sample types of a heap profile: a snapshot of what is live, not a sum over time. */
+export const HEAP_SAMPLE_TYPES: readonly string[] = ['inuse_space', 'inuse_objects'];
+
+export function isHeapSampleType(type: string): boolean {
+  return HEAP_SAMPLE_TYPES.includes(type);
+}
 export const DEFAULT_TOP = 10;
 
 export type SortBy = 'self' | 'total';
@@ -78,6 +87,24 @@ export interface ReportData {
   skipped: SkippedProfile[];
   /** when given: only the samples of these spans (span_id label) were counted */
   spanIds?: string[];
+  /** a heap report: the snapshot shown, and the in-use objects beside the bytes */
+  heap?: HeapDetails;
+}
+
+export interface HeapDetails {
+  /** the heap profile shown (the latest of the input) */
+  source: string;
+  /** its time (pprof time_nanos, else the file name's), unix ms; undefined when neither says */
+  timeMs: number | undefined;
+  /** heap profiles of the input left out because a later one exists */
+  earlierSnapshots: number;
+  /** in-use objects of the whole snapshot, and per function (key: name + NUL + location) */
+  objectsTotal: number;
+  objectsByFunction: Record<string, { self: number; total: number }>;
+}
+
+export function functionKey(row: Pick<FunctionRow, 'name' | 'location'>): string {
+  return `${row.name}\u0000${row.location}`;
 }
 
 export interface BuildOptions {
@@ -332,7 +359,7 @@ function skipReason(profile: AddedProfile, slot: number, type: string | undefine
   const refused = profile.refused.get(slot);
   if (refused) return refused;
   const has = profile.types.join(', ') || 'none';
-  return type === undefined ? `no cpu, wall or samples sample type (has: ${has})` : `no '${type}' sample type (has: ${has})`;
+  return type === undefined ? `no cpu, wall, samples or inuse_space sample type (has: ${has})` : `no '${type}' sample type (has: ${has})`;
 }
 
 /** Report of decoded profiles held in memory, using the best sample type they have. */

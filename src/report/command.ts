@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TOP, type SortBy } from './aggregate';
 import { writeHtmlReport } from './html';
-import { loadReport, ReportInputError } from './read-profiles';
+import { loadReport, ReportInputError, type ReportType } from './read-profiles';
 import { formatTable } from './table';
 
 export interface CliIo {
@@ -33,6 +33,8 @@ Options:
   --span <id>         only the samples of this span: the span_id of a request's local root span
                       (spanProfiles with OpenTelemetry; the id Tempo shows, 16 hex digits).
                       Repeat it for several spans, merged as Grafana's "Profiles for this span"
+  --type <cpu|heap>   what to report (default: heap when the input has only heap profiles, else
+                      cpu); heap shows the latest snapshot's in-use space and objects by function
   --html <outdir>     also write self-contained flame graph pages (index.html + one per route)
   -h, --help          show this help
 
@@ -50,6 +52,7 @@ interface ReportArgs {
   htmlDir: string | undefined;
   spanIds: Set<string> | undefined;
   help: boolean;
+  type: ReportType | undefined;
 }
 
 function parseReportArgs(argv: readonly string[]): ReportArgs {
@@ -63,6 +66,7 @@ function parseReportArgs(argv: readonly string[]): ReportArgs {
         sort: { type: 'string' },
         route: { type: 'string' },
         html: { type: 'string' },
+        type: { type: 'string' },
         span: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
@@ -79,6 +83,7 @@ function parseReportArgs(argv: readonly string[]): ReportArgs {
     htmlDir: values.html,
     spanIds: parseSpanIds(values.span),
     help: values.help === true,
+    type: parseType(values.type),
   };
 }
 
@@ -94,6 +99,11 @@ function parseSpanIds(raw: string[] | undefined): Set<string> | undefined {
     ids.add(id);
   }
   return ids;
+}
+
+function parseType(raw: string | undefined): ReportType | undefined {
+  if (raw === undefined || raw === 'cpu' || raw === 'heap') return raw;
+  throw new UsageError(`--type must be 'cpu' or 'heap', got '${raw}'`);
 }
 
 function parseTop(raw: string | undefined): number {
@@ -137,6 +147,7 @@ export async function runReportCommand(argv: readonly string[], io: CliIo): Prom
     const report = await loadReport(args.inputs, {
       top: args.top,
       sortBy: args.sortBy,
+      ...(args.type !== undefined ? { type: args.type } : {}),
       ...(args.route !== undefined ? { routeFilter: routeMatcher(args.route) } : {}),
       ...(args.spanIds !== undefined ? { spanIds: args.spanIds } : {}),
     });

@@ -9,7 +9,16 @@ import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { parseProfileFileName, type ProfileFileName } from '../exporters/file';
 import { ReportBuilder, type BuilderOptions, type BuildOptions, type ReportData, type SkippedProfile } from './aggregate';
+import { buildHeapReport, HeapSnapshots, isHeapProfile, snapshotTimeMs } from './heap-input';
 import { checkPprofWireFormat } from './wire-check';
+
+/** What the report reads: time profiles (CPU, else wall), or heap snapshots. */
+export type ReportType = 'cpu' | 'heap';
+
+export interface LoadOptions extends BuildOptions, BuilderOptions {
+  /** undefined: heap when the input holds only heap profiles, else cpu */
+  type?: ReportType;
+}
 
 /** A problem with the report's input the user must fix (missing directory, no profiles). */
 export class ReportInputError extends Error {
@@ -96,10 +105,10 @@ export interface FileSelection {
  * those (a wall profile may carry CPU time too and must not be counted twice; heap profiles
  * have none); else the wall profiles. Files with other names are read and judged by content.
  */
-export function selectFiles(files: readonly string[]): FileSelection {
+export function selectFiles(files: readonly string[], type?: ReportType): FileSelection {
   const named = files.map((file) => ({ file, name: parseProfileFileName(path.basename(file)) }));
   const kinds = new Set(named.map((n) => n.name?.kind));
-  const kind = KIND_PREFERENCE.find((k) => kinds.has(k));
+  const kind = type === 'heap' ? 'heap' : KIND_PREFERENCE.find((k) => kinds.has(k));
   const use: NamedFile[] = [];
   const skipped: SkippedProfile[] = [];
   for (const n of named) {
@@ -120,25 +129,40 @@ function unreadableReason(err: unknown): string {
 
 /**
  * The report of the profile files in `inputs` (directories or files). Each file is decoded once
- * and only its call trees are kept, so memory holds one decoded profile at a time.
+ * and only its call trees are kept, so memory holds one decoded profile at a time (two heap
+ * snapshots at most: the earliest and the latest).
  * Throws ReportInputError when an input is missing or no file holds a usable profile.
  */
-export async function loadReport(inputs: readonly string[], options: BuildOptions & BuilderOptions = {}): Promise<ReportData> {
+export async function loadReport(inputs: readonly string[], options: LoadOptions = {}): Promise<ReportData> {
   const files = await listProfileFiles(inputs);
   if (files.length === 0) {
     throw new ReportInputError(`${inputs.join(', ')}: no profile files (*.pb.gz) found; is this the plugin's outputDir?`);
   }
-  const selection = selectFiles(files);
+  const selection = selectFiles(files, options.type);
   const skipped = [...selection.skipped];
   const builder = new ReportBuilder(process.cwd(), options.spanIds === undefined ? {} : { spanIds: options.spanIds });
-  for (const { file, name } of selection.use) {
+  const heaps = new HeapSnapshots();
+  for (const [order, { file, name }] of selection.use.entries()) {
     try {
-      builder.add(await readProfileFile(file), file, name?.appName);
+      const profile = await readProfileFile(file);
+      if (options.type !== 'cpu' && isHeapProfile(profile)) {
+        heaps.offer({ profile, source: file, appName: name?.appName, timeMs: snapshotTimeMs(profile, name?.endMs), order });
+      } else if (options.type === 'heap') {
+        skipped.push({ source: file, reason: 'not a heap profile (no inuse_space sample type); --type heap reads heap profiles' });
+      } else {
+        builder.add(profile, file, name?.appName);
+      }
     } catch (err) {
       skipped.push({ source: file, reason: unreadableReason(err) });
     }
   }
-  const report = builder.build(options);
+  let report = builder.build(options);
+  if (heaps.latest && (options.type === 'heap' || report.profileCount === 0)) {
+    report = heapReport(heaps, report, options);
+  } else {
+    const why = 'a heap profile; the report reads the time profiles here (--type heap for the heap)';
+    skipped.push(...heaps.sources.map((source) => ({ source, reason: why })));
+  }
   skipped.push(...report.skipped);
   skipped.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
   if (report.profileCount === 0) {
@@ -146,4 +170,14 @@ export async function loadReport(inputs: readonly string[], options: BuildOption
     throw new ReportInputError(`${inputs.join(', ')}: none of the ${files.length} profile files could be used:\n${why}`);
   }
   return { ...report, skipped };
+}
+
+/** The latest snapshot's report; the time profiles and the earlier snapshots are listed as not used. */
+function heapReport(heaps: HeapSnapshots, timeReport: ReportData, options: LoadOptions): ReportData {
+  const latest = heaps.latest!;
+  const report = buildHeapReport(latest, heaps.count - 1, options);
+  const earlier = 'an earlier heap snapshot: in-use memory is a state, the report shows the latest (--growth compares them)';
+  const notLatest = heaps.sources.filter((s) => s !== latest.source).map((source) => ({ source, reason: earlier }));
+  const timeProfiles = timeReport.skipped.length === 0 && timeReport.profileCount === 0 ? [] : timeReport.skipped;
+  return { ...report, skipped: [...report.skipped, ...notLatest, ...timeProfiles] };
 }

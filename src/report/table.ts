@@ -2,7 +2,7 @@
  * The report as text for a terminal: a summary of the routes, then per route its hottest
  * functions with their share of the route and of the whole.
  */
-import type { FunctionRow, ReportData, RouteReport } from './aggregate';
+import { functionKey, isHeapSampleType, type FlameNode, type FunctionRow, type ReportData, type RouteReport } from './aggregate';
 
 type Align = 'left' | 'right';
 
@@ -45,7 +45,13 @@ const SAMPLE_TYPE_TITLES: Readonly<Record<string, string>> = {
   wall: 'Wall time',
   samples: 'Samples',
   sample: 'Samples',
+  inuse_space: 'In-use space',
+  inuse_objects: 'In-use objects',
 };
+
+/** Why a heap report has no route column. */
+export const HEAP_NO_ROUTE_NOTE =
+  'Heap samples carry no route: V8 records no request context for allocations, so in-use memory is shown for the whole process.';
 
 export function sampleTypeTitle(type: string): string {
   return SAMPLE_TYPE_TITLES[type] ?? type;
@@ -126,8 +132,50 @@ function indent(text: string): string {
   return text.split('\n').map((line) => `  ${line}`).join('\n');
 }
 
+/** The heaviest retaining stacks (self bytes at the leaf), outermost frame first. */
+export function topStacks(tree: FlameNode, limit: number): { frames: string[]; self: number }[] {
+  const out: { frames: string[]; self: number }[] = [];
+  const walk = (node: FlameNode, path: string[]): void => {
+    const childSum = (node.c ?? []).reduce((sum, c) => sum + c.v, 0);
+    if (node.v - childSum > 0 && path.length > 0) out.push({ frames: path, self: node.v - childSum });
+    for (const c of node.c ?? []) walk(c, [...path, c.n]);
+  };
+  walk(tree, []);
+  return out.sort((a, b) => b.self - a.self).slice(0, limit);
+}
+
+/** A stack on one line, leaf last; long stacks keep their outermost and innermost frames. */
+export function formatStack(frames: readonly string[], keep = 6): string {
+  if (frames.length <= keep) return frames.join(' > ');
+  return [...frames.slice(0, 2), '...', ...frames.slice(frames.length - (keep - 2))].join(' > ');
+}
+
+function heapTables(report: ReportData): string[] {
+  const heap = report.heap!;
+  const unit = report.sampleType.unit;
+  const root = report.routes[0];
+  const rows = (root?.functions ?? []).map((f) => {
+    const objects = heap.objectsByFunction[functionKey(f)];
+    return [formatValue(f.self, unit), formatShare(f.selfShareOfAll), formatValue(f.total, unit), formatShare(f.totalShareOfAll),
+      objects ? String(objects.self) : '-', f.name, f.location || '-'];
+  });
+  const table = renderColumns(['Self', '%', 'Total', '%', 'Objects', 'Function', 'Location'], rows,
+    ['right', 'right', 'right', 'right', 'right', 'left', 'left']);
+  const heading = `Top ${report.top} functions by ${report.sortBy} in-use space (Objects: in-use objects allocated by the function itself)`;
+  const stacks = root ? topStacks(root.flame, 5).map((s) => `  ${formatValue(s.self, unit).padStart(10)}  ${formatStack(s.frames)}`) : [];
+  const when = heap.timeMs === undefined ? 'no time in the profile' : formatTime(heap.timeMs);
+  const snapshot = `Snapshot: ${heap.source} (${when})${heap.earlierSnapshots > 0 ? `; ${heap.earlierSnapshots} earlier snapshot${heap.earlierSnapshots === 1 ? '' : 's'} not summed (use --growth to compare)` : ''}; ${heap.objectsTotal} objects in use`;
+  return [snapshot, HEAP_NO_ROUTE_NOTE, `${heading}\n${indent(table)}`, `Retaining stacks (bytes allocated there and still live):\n${stacks.join('\n')}`];
+}
+
 /** The whole report as terminal text. */
 export function formatTable(report: ReportData): string {
+  if (report.heap !== undefined || isHeapSampleType(report.sampleType.type)) {
+    const heapParts = [describeReport(report), ...(report.heap ? heapTables(report) : [HEAP_NO_ROUTE_NOTE])];
+    const skippedHeap = skippedSummary(report);
+    if (skippedHeap) heapParts.push(skippedHeap);
+    return `${heapParts.join('\n\n')}\n`;
+  }
   const parts = [describeReport(report), routeSummary(report)];
   if (report.hiddenRoutes > 0) parts.push(`(${report.hiddenRoutes} other route${report.hiddenRoutes === 1 ? '' : 's'} not shown)`);
   for (const route of report.routes) parts.push(routeTable(report, route));
