@@ -176,7 +176,7 @@ export async function loadReport(inputs: readonly string[], options: LoadOptions
 function heapReport(heaps: HeapSnapshots, timeReport: ReportData, options: LoadOptions): ReportData {
   const latest = heaps.latest!;
   const report = buildHeapReport(latest, heaps.count - 1, options);
-  const earlier = 'an earlier heap snapshot: in-use memory is a state, the report shows the latest (--growth compares them)';
+  const earlier = 'an earlier heap snapshot: in-use memory is a state, the report shows the latest';
   const notLatest = heaps.sources.filter((s) => s !== latest.source).map((source) => ({ source, reason: earlier }));
   const timeProfiles = timeReport.skipped.length === 0 && timeReport.profileCount === 0 ? [] : timeReport.skipped;
   return { ...report, skipped: [...report.skipped, ...notLatest, ...timeProfiles] };

@@ -164,7 +164,7 @@ function heapTables(report: ReportData): string[] {
   const heading = `Top ${report.top} functions by ${report.sortBy} in-use space (Objects: in-use objects allocated by the function itself)`;
   const stacks = root ? topStacks(root.flame, 5).map((s) => `  ${formatValue(s.self, unit).padStart(10)}  ${formatStack(s.frames)}`) : [];
   const when = heap.timeMs === undefined ? 'no time in the profile' : formatTime(heap.timeMs);
-  const snapshot = `Snapshot: ${heap.source} (${when})${heap.earlierSnapshots > 0 ? `; ${heap.earlierSnapshots} earlier snapshot${heap.earlierSnapshots === 1 ? '' : 's'} not summed (use --growth to compare)` : ''}; ${heap.objectsTotal} objects in use`;
+  const snapshot = `Snapshot: ${heap.source} (${when})${heap.earlierSnapshots > 0 ? `; ${heap.earlierSnapshots} earlier snapshot${heap.earlierSnapshots === 1 ? '' : 's'} not summed (comparing snapshots is not built yet)` : ''}; ${heap.objectsTotal} objects in use`;
   return [snapshot, HEAP_NO_ROUTE_NOTE, `${heading}\n${indent(table)}`, `Retaining stacks (bytes allocated there and still live):\n${stacks.join('\n')}`];
 }
 
