@@ -4,9 +4,10 @@
  * configuration's CPU per request and its ratio to the baseline with a 95 % interval over the
  * paired rounds (bench/stats.js), the plugin's own cost over the engine floor, the sample-rate
  * rows, the targets of issue 15 checked against the intervals, the Markdown section of
- * bench/RESULTS.md for the Node major that ran, and the README's overhead table.
+ * bench/RESULTS.md for the Node major that ran, and the overhead table of docs/overhead.md.
  *
- *   node bench/report.js --readme [DIR]    README table from every DIR/nodeNN.json (default bench/results)
+ *   node bench/report.js --overhead [DIR]  writes the table of docs/overhead.md from every DIR/nodeNN.json
+ *                                          (default bench/results); --readme is the old name
  *   node bench/report.js FILE.json         the RESULTS.md section of one saved run
  */
 const fs = require('node:fs');
@@ -380,7 +381,7 @@ function markdownSection(run, analysis) {
   ].join('\n');
 }
 
-/** The README's overhead table, one column per Node version run. */
+/** The overhead table of docs/overhead.md, one column per Node version run. */
 function readmeTable(runs) {
   const sorted = [...runs].sort((a, b) => a.run.env.nodeMajor - b.run.env.nodeMajor || String(a.run.env.tag || '').localeCompare(String(b.run.env.tag || '')));
   const phase = (a, id) => a.phases.find((p) => p.id === id);
@@ -433,11 +434,25 @@ function writeResults(file, sectionKey, section) {
   fs.writeFileSync(file, text);
 }
 
-module.exports = { CONFIGS, TARGETS, configLabel, median, durationMs, analyze, markdownSection, readmeTable, writeResults, table, fmtRatio };
+const OVERHEAD_DOC = path.join(__dirname, '..', 'docs', 'overhead.md');
+const TABLE_START = '<!-- overhead-table:start';
+const TABLE_END = '<!-- overhead-table:end -->';
+
+/** Replaces the table between docs/overhead.md's markers, leaving the rest of the page alone. */
+function writeOverheadTable(file, tableText) {
+  const text = fs.readFileSync(file, 'utf8');
+  const at = text.indexOf(TABLE_START);
+  const until = text.indexOf(TABLE_END);
+  if (at < 0 || until < at) throw new Error(`${file} has no "${TABLE_START} ... -->" / "${TABLE_END}" markers to write the table between`);
+  const startLineEnd = text.indexOf('\n', at) + 1;
+  fs.writeFileSync(file, `${text.slice(0, startLineEnd)}${tableText}\n${text.slice(until)}`);
+}
+
+module.exports = { writeOverheadTable, overheadTable: readmeTable, CONFIGS, TARGETS, configLabel, median, durationMs, analyze, markdownSection, readmeTable, writeResults, table, fmtRatio };
 
 if (require.main === module) {
   const args = process.argv.slice(2);
-  if (args[0] === '--readme') {
+  if (args[0] === '--overhead' || args[0] === '--readme') {
     const dir = args[1] ? path.resolve(args[1]) : path.join(__dirname, 'results');
     const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^node\d+(-[\w-]+)?\.json$/.test(f) && !f.endsWith('-diagnosis.json')) : [];
     if (files.length === 0) {
@@ -445,13 +460,14 @@ if (require.main === module) {
       process.exitCode = 1;
     } else {
       const runs = files.map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))).map((run) => ({ run, analysis: analyze(run) }));
-      console.log(readmeTable(runs));
+      writeOverheadTable(OVERHEAD_DOC, readmeTable(runs));
+      console.log(`wrote the overhead table of ${path.relative(process.cwd(), OVERHEAD_DOC)} from ${files.length} runs`);
     }
   } else if (args[0]) {
     const run = JSON.parse(fs.readFileSync(args[0], 'utf8'));
     console.log(markdownSection(run, analyze(run)));
   } else {
-    console.error('usage: node bench/report.js --readme [DIR] | node bench/report.js RUN.json');
+    console.error('usage: node bench/report.js --overhead [DIR] | node bench/report.js RUN.json');
     process.exitCode = 2;
   }
 }

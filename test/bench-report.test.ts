@@ -16,6 +16,7 @@ interface Report {
   analyze(run: unknown): Analysis;
   markdownSection(run: unknown, analysis: Analysis): string;
   readmeTable(runs: { run: unknown; analysis: Analysis }[]): string;
+  writeOverheadTable(file: string, table: string): void;
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const report = require('../bench/report') as Report;
@@ -148,5 +149,31 @@ describe('bench report: diagnosis runs (npm run bench:diagnosis)', () => {
     const section = report.markdownSection(r, report.analyze(r));
     expect(section).not.toContain('Where the plugin\'s own cost goes');
     expect(section).not.toContain('Span profiles (OpenTelemetry SDK');
+  });
+});
+
+describe('the overhead table of docs/overhead.md', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fs = require('node:fs') as typeof import('node:fs');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { join } = require('node:path') as typeof import('node:path');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { tmpdir } = require('node:os') as typeof import('node:os');
+
+  test('is written between its markers, the rest of the page kept; a page without markers is an error naming them', () => {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'overhead-doc-'));
+    const file = join(dir, 'overhead.md');
+    fs.writeFileSync(file, 'before\n<!-- overhead-table:start: written by x -->\n| old |\n<!-- overhead-table:end -->\nafter\n');
+    report.writeOverheadTable(file, '| new |\n| --- |');
+    expect(fs.readFileSync(file, 'utf8')).toBe('before\n<!-- overhead-table:start: written by x -->\n| new |\n| --- |\n<!-- overhead-table:end -->\nafter\n');
+    fs.writeFileSync(file, 'no markers\n');
+    expect(() => report.writeOverheadTable(file, '| new |')).toThrow(/overhead-table:start/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('docs/overhead.md has the markers', () => {
+    const page = fs.readFileSync(join(__dirname, '..', 'docs', 'overhead.md'), 'utf8');
+    expect(page).toContain('<!-- overhead-table:start');
+    expect(page).toContain('<!-- overhead-table:end -->');
   });
 });
