@@ -284,8 +284,8 @@ export class ReportBuilder {
     for (const location of profile.location) {
       const frames = [...location.line].reverse().map((line) => {
         const fn = functions.get(Number(line.functionId));
-        const name = fn ? strings[Number(fn.name)] || '(anonymous)' : '(unknown)';
         const file = fn ? strings[Number(fn.filename)] ?? '' : '';
+        const name = fn ? functionName(strings[Number(fn.name)] ?? '', file) : '(unknown)';
         return this.frame(name, file, lineNumber(line.line, fn?.startLine));
       });
       out.set(Number(location.id), frames);
@@ -439,6 +439,27 @@ function ratio(part: number, whole: number): number {
 
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** `<file>:<name>:<line>`, as Grafana's Node SDK (@pyroscope/nodejs) renames every function. */
+const SDK_FUNCTION_NAME = /^(.+):([^:]*):\d+$/;
+
+/**
+ * The function's own name. @pyroscope/nodejs writes `<file>:<name>:<line>` into the name (the
+ * file with the working directory as `.`, or relative to its package under node_modules) while
+ * the function's filename and the line stay set: the report shows the name alone, as for
+ * profiles of other tools, and file:line from those fields.
+ */
+export function functionName(raw: string, file: string): string {
+  const sdk = file === '' ? null : SDK_FUNCTION_NAME.exec(raw);
+  const name = sdk && sameFile(sdk[1]!, file) ? sdk[2]! : raw;
+  return name || '(anonymous)';
+}
+
+function sameFile(shown: string, file: string): boolean {
+  if (shown === file) return true;
+  const tail = shown.startsWith('./') ? shown.slice(1) : `/${shown}`;
+  return file.endsWith(tail);
 }
 
 /** pprof may pack a column into the high 32 bits of the line; the report shows the line only. */
