@@ -93,6 +93,7 @@ describe('heap profiles written by @pyroscope/nodejs', () => {
   it('reads them: the heap report and --growth name the functions that keep the memory', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'fcp-heap-sdk-'));
     const run = await runFixtureInChild<{ uploads: number; names: string[] }>('test/fixtures/heap-sdk-child.ts', 'HEAP_SDK_RESULT', {
+      nodeFlags: ['--expose-gc'],
       env: { OUTPUT_DIR: dir },
       timeoutMs: 60_000,
     });
@@ -101,6 +102,10 @@ describe('heap profiles written by @pyroscope/nodejs', () => {
 
     const report = await loadReport([dir]);
     expect(report.heap).toBeDefined();
+    // the SDK's `<file>:<name>:<line>` names read as the name, file:line beside it
+    const names = report.routes[0]!.functions.map((f) => f.name);
+    expect(names.filter((n) => /:\d+$/.test(n) && !n.startsWith('('))).toEqual([]);
+    expect(report.routes[0]!.functions[0]!.location).toMatch(/heap-sdk-child\.js:\d+$/);
     expect(report.routes[0]!.functions[0]!.name).toBe('keepOrders');
     expectAbout(selfOf(report, 'keepOrders'), 6 * 1024 * 1024);
     expectAbout(selfOf(report, 'keepSessions'), 2 * 1024 * 1024);

@@ -441,19 +441,21 @@ function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** `<file>:<name>:<line>`, as Grafana's Node SDK (@pyroscope/nodejs) renames every function. */
-const SDK_FUNCTION_NAME = /^(.+):([^:]*):\d+$/;
-
 /**
- * The function's own name. @pyroscope/nodejs writes `<file>:<name>:<line>` into the name (the
- * file with the working directory as `.`, or relative to its package under node_modules) while
- * the function's filename and the line stay set: the report shows the name alone, as for
- * profiles of other tools, and file:line from those fields.
+ * The function's own name. Grafana's Node SDK (@pyroscope/nodejs) renames functions to
+ * `<file>:<name>:<line>`, the file as it shows it (relative to the writer's working directory as
+ * `./...`, relative to its package under node_modules, or empty), while the function's filename
+ * and line stay set: the report shows the name alone, as for other tools' profiles, and file:line
+ * from those fields. A name that does not start with its own file is left as it is.
  */
 export function functionName(raw: string, file: string): string {
-  const sdk = file === '' ? null : SDK_FUNCTION_NAME.exec(raw);
-  const name = sdk && sameFile(sdk[1]!, file) ? sdk[2]! : raw;
-  return name || '(anonymous)';
+  for (let colon = raw.indexOf(':'); colon >= 0; colon = raw.indexOf(':', colon + 1)) {
+    const prefix = raw.slice(0, colon);
+    if (!(prefix === '' ? file === '' : sameFile(prefix, file))) continue;
+    const rest = /^(.*):\d+$/s.exec(raw.slice(colon + 1));
+    if (rest) return rest[1] || '(anonymous)';
+  }
+  return raw || '(anonymous)';
 }
 
 function sameFile(shown: string, file: string): boolean {
