@@ -73,6 +73,22 @@ it('ranks the function whose in-use bytes grew between the earliest and the late
   expect(out).not.toContain('cache');
 });
 
+it('books what V8 built-ins (frames without a file) allocated to the function that called them', async () => {
+  const withBuiltin = (bytes: number): ProfileSpec => ({
+    sampleTypes: HEAP_TYPES,
+    timeMs: T0 + (bytes > MiB ? 60_000 : 0),
+    samples: [
+      { stack: ['handler@/app/a.js:1', 'remember@/app/a.js:7'], values: [1, bytes / 8] },
+      { stack: ['handler@/app/a.js:1', 'remember@/app/a.js:7', 'padEnd'], values: [1, bytes] },
+    ],
+  });
+  const dir = await dirWith({ [name(0)]: withBuiltin(MiB), [name(1)]: withBuiltin(3 * MiB) });
+  const growth = await loadGrowthReport([dir]);
+  expect(growth.functions.map((f) => [f.name, selfGrowth(f)])).toEqual([['remember', 2 * MiB + MiB / 4]]);
+  // the stacks still show the built-in as the leaf
+  expect(growth.stacks[0]!.frames).toEqual(['handler', 'remember', 'padEnd']);
+});
+
 it('--sort total ranks callers by the growth of the stacks they are on, recursion counted once', async () => {
   const recursive = (bytes: number): ProfileSpec['samples'] => [
     { stack: ['handler@/app/a.js:1', 'walk@/app/c.js:1', 'walk@/app/c.js:1', 'node@/app/c.js:9'], values: [1, bytes] },

@@ -45,7 +45,7 @@ function functionTable(report: GrowthReport): string {
     f.name,
     f.location || '-',
   ]);
-  const what = report.sortBy === 'self' ? 'allocated by the function itself' : 'of every stack the function is on';
+  const what = report.sortBy === 'self' ? 'allocated by the function itself (or by built-ins it called)' : 'of every stack the function is on';
   const title = `Top ${report.top} functions by growth of the in-use space ${what}:`;
   if (rows.length === 0) return `${title}\n  none grew`;
   const table = renderColumns(['Growth', 'Rate', 'Earliest', 'Latest', 'Function', 'Location'], rows,

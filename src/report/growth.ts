@@ -21,7 +21,10 @@ export interface GrowthNode extends FlameNode {
 export interface FunctionGrowth {
   name: string;
   location: string;
-  /** in-use bytes the function allocated itself (it was the leaf), in each snapshot */
+  /**
+   * in-use bytes the function allocated itself (it was the leaf), or through V8 built-ins it
+   * called (frames without a file), in each snapshot
+   */
   selfBefore: number;
   selfAfter: number;
   /** in-use bytes of every stack the function was on (recursion counted once) */
@@ -114,24 +117,41 @@ function selfValue(node: SnapshotTree): number {
   return node.value - children;
 }
 
-/** Walks both trees together: every path of either, with the node of each side (EMPTY when absent). */
+/** A frame of the walk: its node in each snapshot (EMPTY where it is absent). */
+interface PairedFrame {
+  before: SnapshotTree;
+  after: SnapshotTree;
+  /** the side that has it, for its name and location */
+  named: SnapshotTree;
+}
+
+/** Walks both trees together: every path of either, outermost frame first, on entering and leaving. */
 function walkPairs(
   before: SnapshotTree,
   after: SnapshotTree,
-  visit: (before: SnapshotTree, after: SnapshotTree, path: readonly string[], enter: boolean) => void,
-  path: string[] = [],
+  visit: (path: readonly PairedFrame[], enter: boolean) => void,
+  path: PairedFrame[] = [],
 ): void {
   const keys = new Set([...before.children.keys(), ...after.children.keys()]);
   for (const key of keys) {
     const b = before.children.get(key) ?? EMPTY;
     const a = after.children.get(key) ?? EMPTY;
-    const named = a === EMPTY ? b : a;
-    path.push(named.name);
-    visit(b, a, path, true);
+    path.push({ before: b, after: a, named: a === EMPTY ? b : a });
+    visit(path, true);
     walkPairs(b, a, visit, path);
-    visit(b, a, path, false);
+    visit(path, false);
     path.pop();
   }
+}
+
+/**
+ * Whose self bytes a frame's are: its own, or for a frame without a file (a V8 built-in such as
+ * String.prototype.padEnd or Array.prototype.push, which allocate for the code that called
+ * them) the nearest caller that has one, so the ranking names the application's function.
+ */
+function selfOwner(path: readonly PairedFrame[]): PairedFrame {
+  for (let i = path.length - 1; i >= 0; i--) if (path[i]!.named.location !== '') return path[i]!;
+  return path[path.length - 1]!;
 }
 
 function growthTree(before: SnapshotTree, after: SnapshotTree): GrowthNode {
@@ -142,28 +162,37 @@ function growthTree(before: SnapshotTree, after: SnapshotTree): GrowthNode {
   return node;
 }
 
-/** Per function: self and total bytes on each side; a recursive function's total counts once. */
+/**
+ * Per function: self bytes (its own and its built-ins', see selfOwner) and total bytes on each
+ * side; a recursive function's total counts once.
+ */
 function functionGrowth(before: SnapshotTree, after: SnapshotTree): FunctionGrowth[] {
   const rows = new Map<string, FunctionGrowth>();
+  const row = (frame: SnapshotTree): FunctionGrowth => {
+    const key = frameKey(frame.name, frame.location);
+    let found = rows.get(key);
+    if (!found) {
+      found = { name: frame.name, location: frame.location, selfBefore: 0, selfAfter: 0, totalBefore: 0, totalAfter: 0 };
+      rows.set(key, found);
+    }
+    return found;
+  };
   const onPath = new Map<string, number>();
-  walkPairs(before, after, (b, a, _path, enter) => {
-    const named = a === EMPTY ? b : a;
-    const key = frameKey(named.name, named.location);
+  walkPairs(before, after, (path, enter) => {
+    const frame = path[path.length - 1]!;
+    const key = frameKey(frame.named.name, frame.named.location);
     const depth = onPath.get(key) ?? 0;
     if (!enter) {
       onPath.set(key, depth - 1);
       return;
     }
-    let row = rows.get(key);
-    if (!row) {
-      row = { name: named.name, location: named.location, selfBefore: 0, selfAfter: 0, totalBefore: 0, totalAfter: 0 };
-      rows.set(key, row);
-    }
-    row.selfBefore += selfValue(b);
-    row.selfAfter += selfValue(a);
+    const owner = row(selfOwner(path).named);
+    owner.selfBefore += selfValue(frame.before);
+    owner.selfAfter += selfValue(frame.after);
     if (depth === 0) {
-      row.totalBefore += b.value;
-      row.totalAfter += a.value;
+      const own = row(frame.named);
+      own.totalBefore += frame.before.value;
+      own.totalAfter += frame.after.value;
     }
     onPath.set(key, depth + 1);
   });
@@ -172,10 +201,11 @@ function functionGrowth(before: SnapshotTree, after: SnapshotTree): FunctionGrow
 
 function stackGrowth(before: SnapshotTree, after: SnapshotTree): StackGrowth[] {
   const stacks: StackGrowth[] = [];
-  walkPairs(before, after, (b, a, path, enter) => {
+  walkPairs(before, after, (path, enter) => {
     if (!enter) return;
-    const self = { before: selfValue(b), after: selfValue(a) };
-    if (self.before !== 0 || self.after !== 0) stacks.push({ frames: [...path], ...self });
+    const frame = path[path.length - 1]!;
+    const self = { before: selfValue(frame.before), after: selfValue(frame.after) };
+    if (self.before !== 0 || self.after !== 0) stacks.push({ frames: path.map((p) => p.named.name), ...self });
   });
   return stacks;
 }
