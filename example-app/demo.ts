@@ -10,6 +10,8 @@
  *     graph is;
  *  5. do it again with the loop off, and print the difference (step 7 of the walkthrough).
  *
+ * `npm run demo -- leak` runs the memory-leak scenario instead (demo/leak-demo.ts).
+ *
  * With PYROSCOPE_SERVER_ADDRESS set, greet also pushes to that Pyroscope and the demo prints the
  * URL to open. DEMO_OUTPUT_DIR replaces profiles/demo-<time>. A summary of the figures is written
  * to <run dir>/summary.json. Any step that fails ends the demo with a message and exit code 1.
@@ -17,8 +19,9 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DemoError } from './demo/demo-error';
-import { GreetProcess, type GreetExit } from './demo/greet-process';
+import { GreetProcess, KEEP_FUNCTIONS_VISIBLE, type GreetExit } from './demo/greet-process';
 import { driveLoad, ProgressLine, type LoadResult } from './demo/load';
+import { heading, runLeakDemo } from './demo/leak-demo';
 import { HOT_FUNCTION, PING_ROUTE, reportPhase, type PhaseReport } from './demo/phase-report';
 
 const DEFAULT_SECONDS = 20;
@@ -29,16 +32,6 @@ const START_TIMEOUT_MS = 30_000;
 /** The plugin's flushTimeout (5 s) plus room for the file writes and the exit. */
 const STOP_TIMEOUT_MS = 30_000;
 const PING_BODY = JSON.stringify({ msg: 'pong' });
-/**
- * Greet runs with V8's function inlining off. Under sustained load V8 inlines simulateCPULoad
- * into the route handler and then into Fastify's preHandlerCallback; CPU profiles taken with
- * sample contexts (which route labels need) attribute inlined code to the function it was
- * inlined into, so simulateCPULoad would vanish from the flame graph after a few seconds
- * (measured: 15 % under its own name after 20 s, the rest under the handler). Go's profiler
- * keeps inlined frames; V8's does so only in line-number mode, which contexts exclude.
- */
-const KEEP_FUNCTIONS_VISIBLE = ['--no-turbo-inlining', '--no-maglev-inlining'];
-
 /** Said on screen, so nobody expects the same flame graph from a service run without the flags. */
 export const INLINING_NOTE =
   `Note: greet runs with ${KEEP_FUNCTIONS_VISIBLE.join(' ')} so that simulateCPULoad keeps its own frame; ` +
@@ -249,10 +242,6 @@ function writeSummary(settings: Settings, phases: PhaseResult[]): string {
   return file;
 }
 
-function heading(text: string): void {
-  console.log(`\n== ${text} ==`);
-}
-
 function percent(share: number): string {
   return `${(share * 100).toFixed(1)} %`;
 }
@@ -261,8 +250,15 @@ function perSecond(load: LoadResult): string {
   return load.seconds > 0 ? (load.ok / load.seconds).toFixed(0) : '-';
 }
 
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+const SCENARIOS = ['cpu', 'leak'];
+
+export async function main(env: NodeJS.ProcessEnv = process.env, args: readonly string[] = []): Promise<void> {
+  const scenario = args[0] ?? 'cpu';
+  if (!SCENARIOS.includes(scenario) || args.length > 1) {
+    throw new DemoError(`unknown arguments "${args.join(' ')}"; run \`npm run demo\` (the CPU scenario) or \`npm run demo -- leak\``);
+  }
   const settings = readSettings(env);
+  if (scenario === 'leak') return runLeakDemo(settings);
   console.log(`fastify-continuous-profiling demo: profiles and report in ${settings.runDir}`);
   if (settings.pyroscope) console.log(`Pushing to Pyroscope at ${settings.pyroscope} as well (PYROSCOPE_SERVER_ADDRESS)`);
   console.log(INLINING_NOTE);
@@ -279,7 +275,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
 }
 
 if (require.main === module) {
-  main().then(
+  main(process.env, process.argv.slice(2)).then(
     () => process.exit(0),
     (error: unknown) => {
       const message = error instanceof DemoError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);

@@ -5,8 +5,11 @@
  *   greet [-f etc/greet.yaml] [--port N] [--output-dir DIR]
  *
  * Environment: GREET_PORT, GREET_OUTPUT_DIR (same as the flags; flags win),
- * GREET_SIMULATE_CPU_LOAD=0|1 (overrides SimulateCPULoad), PYROSCOPE_SERVER_ADDRESS (used by
- * etc/greet.yaml as ${PYROSCOPE_SERVER_ADDRESS}).
+ * GREET_SIMULATE_CPU_LOAD=0|1 (overrides SimulateCPULoad), GREET_SIMULATE_MEMORY_LEAK=0|1
+ * (overrides SimulateMemoryLeak), PYROSCOPE_SERVER_ADDRESS (used by etc/greet.yaml as
+ * ${PYROSCOPE_SERVER_ADDRESS}). GREET_HEAP_THRESHOLD sets a plugin option go-zero's block has no
+ * key for: profile when the V8 heap passes a threshold instead of on CPU (per mille of the heap
+ * limit, or `+16MiB`: that much above the heap in use once greet has started).
  *
  * Prints `Starting server at HOST:PORT...` once listening (the real port, also with --port 0),
  * and on SIGINT/SIGTERM closes the server, which ends the profiling session and writes or uploads
@@ -14,6 +17,7 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 // In an application: from 'fastify-continuous-profiling'.
 import profilingPlugin, { fromGoZeroConfig } from '../src';
 import { loadConfig, pinoLevel, type Config } from './internal/config/config';
@@ -23,13 +27,40 @@ import { newServiceContext } from './internal/svc/servicecontext';
 export interface GreetOptions {
   /** also write every profile window to this directory */
   outputDir?: string;
+  /** profile when the V8 heap passes this per mille of its limit, instead of on CPU */
+  heapThreshold?: number;
 }
 
 /** What the command line and the environment can change in the loaded config. */
 export interface Overrides {
+  /** GREET_HEAP_THRESHOLD: per mille, or `+<N>MiB` above the heap in use at start */
+  heapThreshold?: string;
   port?: number;
   simulateCPULoad?: boolean;
+  simulateMemoryLeak?: boolean;
   outputDir?: string;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * GREET_HEAP_THRESHOLD as the plugin's heapThreshold (per mille of V8's heap limit). `+32MiB`
+ * is read against this process's heap: the limit differs by Node version and flags (its young
+ * generation's reserve alone is 48 to 192 MiB), so a fixed per mille would mean another amount of
+ * leaked memory on each.
+ */
+export function heapThresholdOf(spec: string, heap = getHeapStatistics()): number {
+  const above = /^\+(\d+)MiB$/.exec(spec);
+  if (above) return Math.min(1000, Math.ceil(((heap.used_heap_size + Number(above[1]) * MiB) / heap.heap_size_limit) * 1000));
+  const perMille = Number(spec);
+  if (/^\d+$/.test(spec) && perMille >= 1 && perMille <= 1000) return perMille;
+  throw new Error(`GREET_HEAP_THRESHOLD is "${spec}"; expected a per mille from 1 to 1000 or +<N>MiB (e.g. +16MiB)`);
+}
+
+/** The plugin options greet's own variables set, on top of the Profiling block's. */
+function profilingOverrides(options: GreetOptions): { heapThreshold?: number; cpuThreshold?: false } {
+  // a heap trigger instead of the CPU one: the session the leak starts, not one from the start
+  return options.heapThreshold !== undefined ? { heapThreshold: options.heapThreshold, cpuThreshold: false } : {};
 }
 
 /**
@@ -56,11 +87,14 @@ export async function buildGreet(config: Config, options: GreetOptions = {}): Pr
   });
   await server.register(
     profilingPlugin,
-    fromGoZeroConfig(config.Profiling as Parameters<typeof fromGoZeroConfig>[0], {
-      name: config.Name,
-      logger: server.log,
-      outputDir: options.outputDir,
-    }),
+    {
+      ...fromGoZeroConfig(config.Profiling as Parameters<typeof fromGoZeroConfig>[0], {
+        name: config.Name,
+        logger: server.log,
+        outputDir: options.outputDir,
+      }),
+      ...profilingOverrides(options),
+    },
   );
   registerHandlers(server, newServiceContext(config));
   return server;
@@ -71,6 +105,7 @@ export function applyOverrides(config: Config, overrides: Overrides): Config {
     ...config,
     Port: overrides.port ?? config.Port,
     SimulateCPULoad: overrides.simulateCPULoad ?? config.SimulateCPULoad,
+    SimulateMemoryLeak: overrides.simulateMemoryLeak ?? config.SimulateMemoryLeak,
   };
 }
 
@@ -91,6 +126,8 @@ export function readCommandLine(argv: string[], env: NodeJS.ProcessEnv): { confi
     port: portText === undefined || portText === '' ? undefined : portNumber(portText, values.port !== undefined ? '--port' : 'GREET_PORT'),
     outputDir: nonEmpty(values['output-dir']) ?? nonEmpty(env.GREET_OUTPUT_DIR),
     simulateCPULoad: switchValue(env.GREET_SIMULATE_CPU_LOAD, 'GREET_SIMULATE_CPU_LOAD'),
+    simulateMemoryLeak: switchValue(env.GREET_SIMULATE_MEMORY_LEAK, 'GREET_SIMULATE_MEMORY_LEAK'),
+    heapThreshold: nonEmpty(env.GREET_HEAP_THRESHOLD),
   };
 }
 
@@ -146,9 +183,17 @@ function listeningPort(server: FastifyInstance): number {
 export async function main(argv: string[] = process.argv.slice(2), env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const commandLine = readCommandLine(argv, env);
   const config = applyOverrides(loadConfig(commandLine.configFile, env), commandLine);
-  const server = await buildGreet(config, { outputDir: commandLine.outputDir });
+  const heapThreshold = commandLine.heapThreshold === undefined ? undefined : heapThresholdOf(commandLine.heapThreshold);
+  const server = await buildGreet(config, {
+    outputDir: commandLine.outputDir,
+    ...(heapThreshold !== undefined ? { heapThreshold } : {}),
+  });
   closeOnSignals(server);
   await server.listen({ host: config.Host, port: config.Port });
+  if (heapThreshold !== undefined) {
+    const limit = getHeapStatistics().heap_size_limit;
+    console.log(`Heap trigger: a session starts when the V8 heap passes ${heapThreshold} per mille of its ${(limit / MiB).toFixed(0)} MiB limit (${((heapThreshold * limit) / 1000 / MiB).toFixed(0)} MiB)`);
+  }
   console.log(`Starting server at ${config.Host}:${listeningPort(server)}...`);
 }
 

@@ -9,7 +9,8 @@ const USAGE = `Usage: fastify-continuous-profiling <command> [options]
 
 Commands:
   report <dir>   per-route table of the hottest functions, and HTML flame graphs, from the
-                 profile files the plugin writes (option outputDir)
+                 profile files the plugin writes (option outputDir); heap profiles by
+                 function, and with --growth what grew between heap snapshots (a leak)
 
 Run 'fastify-continuous-profiling report --help' for the report's options.
 `;

@@ -1,6 +1,7 @@
 /**
  * The greet example and `npm run demo`, end to end: the demo builds, runs greet twice under real
- * load, and its report must name simulateCPULoad as the hottest function of /ping.
+ * load, and its report must name simulateCPULoad as the hottest function of /ping; the leak
+ * scenario (`npm run demo -- leak`) must rank retainPingRecord on top of the heap's growth.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -9,9 +10,9 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { INLINING_NOTE, pyroscopeUrl } from '../example-app/demo';
-import { applyOverrides, buildGreet, readCommandLine } from '../example-app/greet';
+import { applyOverrides, buildGreet, heapThresholdOf, readCommandLine } from '../example-app/greet';
 import { expandEnv, loadConfig } from '../example-app/internal/config/config';
-import { simulateCPULoad } from '../example-app/internal/logic/pinglogic';
+import { retainPingRecord, simulateCPULoad } from '../example-app/internal/logic/pinglogic';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..');
@@ -75,10 +76,29 @@ describe('greet example', () => {
       port: 0,
       outputDir: 'out',
       simulateCPULoad: false,
+      simulateMemoryLeak: undefined,
+      heapThreshold: undefined,
     });
+    expect(readCommandLine([], { GREET_SIMULATE_MEMORY_LEAK: '1', GREET_HEAP_THRESHOLD: '+16MiB' })).toMatchObject({ simulateMemoryLeak: true, heapThreshold: '+16MiB' });
     expect(readCommandLine([], { GREET_PORT: '0' })).toMatchObject({ configFile: 'etc/greet.yaml', port: 0 });
     expect(() => readCommandLine([], { GREET_PORT: '80a' })).toThrow('GREET_PORT is "80a"; expected a port number from 0 to 65535');
     expect(() => readCommandLine([], { GREET_SIMULATE_CPU_LOAD: 'yes' })).toThrow('GREET_SIMULATE_CPU_LOAD is "yes"; expected 0 or 1');
+  });
+
+  test('GREET_HEAP_THRESHOLD: a per mille, or +<N>MiB above the heap in use, as the plugin\'s heapThreshold', () => {
+    const heap = { used_heap_size: 20 * 1024 * 1024, heap_size_limit: 400 * 1024 * 1024 } as ReturnType<typeof import('node:v8').getHeapStatistics>;
+    expect(heapThresholdOf('+16MiB', heap)).toBe(90); // (20 + 16) / 400
+    expect(heapThresholdOf('250', heap)).toBe(250);
+    expect(() => heapThresholdOf('16MB', heap)).toThrow('GREET_HEAP_THRESHOLD is "16MB"; expected a per mille from 1 to 1000 or +<N>MiB (e.g. +16MiB)');
+    expect(() => heapThresholdOf('0', heap)).toThrow('expected a per mille from 1 to 1000');
+  });
+
+  test('the leak: each ping is kept when SimulateMemoryLeak is on', async () => {
+    const config = applyOverrides(loadConfig(CONFIG, {}), { simulateCPULoad: false, simulateMemoryLeak: true });
+    expect(config.SimulateMemoryLeak).toBe(true);
+    expect(loadConfig(CONFIG, {}).SimulateMemoryLeak).toBe(false);
+    const before = retainPingRecord();
+    expect(retainPingRecord()).toBe(before + 1);
   });
 
   test('simulateCPULoad runs all 1,000,000 iterations', () => {
@@ -150,6 +170,45 @@ describe('npm run demo', () => {
     },
     300_000,
   );
+
+  test(
+    'leak scenario: the heap trigger starts the session and --growth puts retainPingRecord on top; nothing grows without the leak',
+    async () => {
+      const leakDir = path.join(runDir, 'leak-scenario');
+      const result = await outcome('npm', ['run', '--silent', 'demo', '--', 'leak'], demoEnv({ DEMO_SECONDS: '8', DEMO_OUTPUT_DIR: leakDir }), 240_000);
+      const output = `exit ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
+      if (result.code !== 0) throw new Error(`the leak demo failed:\n${output}`);
+      try {
+        expect(result.stdout).toMatch(/Heap trigger: a session starts when the V8 heap passes \d+ per mille of its \d+ MiB limit/);
+        expect(result.stdout).toMatch(/OK: the heap trigger started the session: the heap read \d+ per mille of its limit, the threshold is \d+/);
+        expect(result.stdout).toMatch(/OK: retainPingRecord grew most: \+[\d.]+ MiB between the first and the last window, at example-app\/internal\/logic\/pinglogic\.ts:\d+/);
+        expect(result.stdout).toMatch(/OK: without the leak nothing grew by more than \+4\.0 MiB/);
+
+        const summary = JSON.parse(readFileSync(path.join(leakDir, 'summary.json'), 'utf8'));
+        const leak = summary.phases.leak;
+        const noLeak = summary.phases['no-leak'];
+        expect(leak.lastTrigger.signal).toBe('heap');
+        expect(leak.sessions).toBe(1);
+        expect(leak.heapSnapshots).toBeGreaterThanOrEqual(2);
+        expect(leak.topGrowth[0].name).toBe('retainPingRecord');
+        // each ping keeps about 1.1 KiB: the growth is the pings served between the two windows
+        expect(leak.topGrowth[0].growth).toBeGreaterThan(8 * 1024 * 1024);
+        expect(leak.inUseAfter - leak.inUseBefore).toBeGreaterThan(8 * 1024 * 1024);
+        expect(noLeak.topGrowth.map((f: { name: string }) => f.name)).not.toContain('retainPingRecord');
+        expect(noLeak.topGrowth[0]?.growth ?? 0).toBeLessThanOrEqual(summary.noLeakBoundBytes);
+        expect(readFileSync(leak.html, 'utf8')).toContain('retainPingRecord');
+      } catch (error) {
+        throw new Error(`${(error as Error).message}\n\n${output}`);
+      }
+    },
+    300_000,
+  );
+
+  test('refuses an unknown scenario', async () => {
+    const result = await outcome(process.execPath, [demoScript, 'lek'], demoEnv({}), 30_000);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('demo failed: unknown arguments "lek"; run `npm run demo` (the CPU scenario) or `npm run demo -- leak`');
+  });
 
   test(
     'fails with exit code 1 and says why when greet cannot start',

@@ -7,7 +7,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import http from 'node:http';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { time } from '@datadog/pprof';
@@ -17,6 +17,7 @@ import type { Profile } from 'pprof-format';
 import profilingPlugin, { ProfileCaptureError, ProfilingOptionError } from '../src';
 import { CpuUsageMeter } from '../src/cpu-usage';
 import type { ProfilingOptions } from '../src/options';
+import { loadReport } from '../src/report/read-profiles';
 import { decodeProfile, IngestStandIn, sampleLabels, sampleTypeNames, selfValueByFunction, type RecordedUpload } from './helpers/ingest-stand-in';
 
 // Plain arithmetic: inside Jest's VM context every `Math.*` lookup goes through the sandbox.
@@ -435,12 +436,28 @@ describe('capture() and the session', () => {
     await app.ready();
     const keep: number[][] = [];
     const capturing = app.profiler.capture({ type: 'heap', seconds: 1 });
-    for (let i = 0; i < 200; i++) keep.push(new Array(1000).fill(i));
-    const profile = decodeProfile(await capturing).profile!;
+    function keepForTheCapture(): void {
+      for (let i = 0; i < 200; i++) keep.push(new Array(1000).fill(i));
+    }
+    keepForTheCapture();
+    const captured = await capturing;
+    const profile = decodeProfile(captured).profile!;
     expect(sampleTypeNames(profile)).toEqual(['inuse_objects/count', 'inuse_space/bytes']);
     expect(profile.sample.length).toBeGreaterThan(0);
     expect(keep.length).toBe(200);
     await app.close();
+
+    // saved as a file, it reads in the report as the pushed heap files do
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'fcp-pull-heap-')), 'capture.heap.pb.gz');
+    writeFileSync(file, captured);
+    const report = await loadReport([file]);
+    expect(report.heap).toBeDefined();
+    expect(report.sampleType).toEqual({ type: 'inuse_space', unit: 'bytes' });
+    // the top JavaScript function (beside it, in a Jest worker: '(external)', what V8 itself allocated)
+    const top = report.routes[0]!.functions.find((f) => f.location !== '')!;
+    expect([top.name, top.location]).toEqual(['keepForTheCapture', expect.stringMatching(/^test\/pull\.test\.ts:\d+$/)]);
+    // 200 arrays of 1000 small integers (8 KB each on the heap): sampled, so roughly
+    expect(top.self).toBeGreaterThan(800_000);
   });
 
   it('enabled: false: capture() rejects (503), pprofUrl is undefined, no route is registered', async () => {

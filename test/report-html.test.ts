@@ -12,8 +12,9 @@ import { pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { Profile } from 'pprof-format';
 import { buildReport, type ReportData } from '../src/report/aggregate';
-import { renderFlameGraphHtml, writeHtmlReport, type WrittenHtml } from '../src/report/html';
-import { buildProfile, KNOWN_WINDOWS, PING_FILE } from './fixtures/report-profiles';
+import { renderFlameGraphHtml, writeGrowthHtml, writeHtmlReport, type WrittenHtml } from '../src/report/html';
+import { loadGrowthReport, loadReport } from '../src/report/read-profiles';
+import { buildProfile, gzipProfile, KNOWN_WINDOWS, PING_FILE } from './fixtures/report-profiles';
 
 function findChromium(): string {
   const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
@@ -82,10 +83,35 @@ function knownReport(): ReportData {
   return { ...report, appNames: ['greet'] };
 }
 
+/** A heap snapshot where leak() holds `leakBytes` and cache() 1 MiB, both under handler(). */
+function heapSnapshot(timeMs: number, leakBytes: number): Buffer {
+  const MiB = 1024 * 1024;
+  return gzipProfile(buildProfile({
+    sampleTypes: [['inuse_objects', 'count'], ['inuse_space', 'bytes']],
+    timeMs,
+    samples: [
+      { stack: ['handler@/app/a.js:1', 'leak@/app/a.js:10'], values: [leakBytes / 64, leakBytes] },
+      { stack: ['handler@/app/a.js:1', 'cache@/app/b.js:3'], values: [16, MiB] },
+    ],
+  }));
+}
+
+/** heap/index.html (the latest snapshot) and growth/index.html (1 MiB -> 3 MiB in leak). */
+async function writeHeapPages(dir: string): Promise<void> {
+  const input = path.join(dir, 'heap-input');
+  await fsp.mkdir(input);
+  const t0 = Date.UTC(2026, 10, 26, 7, 0, 0);
+  await fsp.writeFile(path.join(input, 'app.heap.2026-11-26T07-00-00.000Z.pb.gz'), heapSnapshot(t0, 1024 * 1024));
+  await fsp.writeFile(path.join(input, 'app.heap.2026-11-26T07-01-00.000Z.pb.gz'), heapSnapshot(t0 + 60_000, 3 * 1024 * 1024));
+  await writeHtmlReport({ ...(await loadReport([input])), appNames: [] }, path.join(dir, 'heap'));
+  await writeGrowthHtml({ ...(await loadGrowthReport([input])), appNames: [] }, path.join(dir, 'growth'));
+}
+
 beforeAll(async () => {
   const executablePath = findChromium(); // fail first, and clearly, when the browser is missing
   workDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'fcp-report-html-'));
   written = await writeHtmlReport(knownReport(), path.join(workDir, 'html'));
+  await writeHeapPages(workDir);
   browser = await chromium.launchPersistentContext(path.join(workDir, 'chromium-profile'), {
     executablePath,
     headless: true,
@@ -177,6 +203,30 @@ describe('the HTML flame graph in headless Chromium', () => {
     expect(await page.locator('img').count()).toBe(0);
     expect(await page.locator('h1').textContent()).toBe(`route ${evil}`);
     expect((await drawnFrames(page)).map((f) => f.label)).toContain(evil);
+    await page.close();
+  });
+
+  it('draws a heap report as one page of in-use memory, with no route frame', async () => {
+    const page = await open(path.join(workDir, 'heap', 'index.html'));
+    const names = (await drawnFrames(page)).map((f) => f.name);
+    expect(names).toEqual(['in-use memory', 'handler', 'leak', 'cache']);
+    expect(await page.title()).toBe('heap · In-use space');
+    const heading = await page.$$eval('table.functions th', (ths) => ths.map((th) => th.textContent));
+    expect(heading).toContain('% heap');
+    expect(await page.content()).not.toContain('(no route)');
+    await page.close();
+  });
+
+  it('colours the growth page by growth: the frame that grew red, the unchanged one grey', async () => {
+    const page = await open(path.join(workDir, 'growth', 'index.html'));
+    const fill = (name: string): Promise<string | null> => page.locator(`g.frame[name="${name}"] rect`).getAttribute('fill');
+    const [leak, cache] = [await fill('leak'), await fill('cache')];
+    // d3-flame-graph's differential colours: grown frames keep red 220 and lose green and blue
+    expect(leak).toMatch(/^rgb\(220,(\d+),\1\)$/);
+    expect(Number(/^rgb\(220,(\d+)/.exec(leak!)![1])).toBeLessThan(100);
+    expect(cache).toBe('rgb(220,220,220)');
+    const title = await page.locator('g.frame[name="leak"] title').textContent();
+    expect(title).toBe('leak  /app/a.js:10\n3.0 MiB, 75.0% of heap growth, +2.0 MiB since the earliest snapshot');
     await page.close();
   });
 

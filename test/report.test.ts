@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { Profile } from 'pprof-format';
 import { main } from '../src/cli';
 import { FileExporter, profileFileName } from '../src/exporters/file';
-import { buildReport, NO_ROUTE, type ReportData } from '../src/report/aggregate';
+import { buildReport, functionName, NO_ROUTE, type ReportData } from '../src/report/aggregate';
 import { routeMatcher, runReportCommand } from '../src/report/command';
 import { loadReport, ReportInputError } from '../src/report/read-profiles';
 import { formatTable } from '../src/report/table';
@@ -328,5 +328,19 @@ describe('the report command', () => {
       code: 1,
       stderr: expect.stringContaining('no such file or directory'),
     });
+  });
+});
+
+describe('function names written by @pyroscope/nodejs (<file>:<name>:<line>)', () => {
+  it.each([
+    ['./src/app.js:handler:12', '/srv/src/app.js', 'handler'],
+    ['node:internal/streams/readable:(anonymous:L#1:C#1):1', 'node:internal/streams/readable', '(anonymous:L#1:C#1)'],
+    ['undici/lib/web/fetch/index.js::100', '/srv/node_modules/undici/lib/web/fetch/index.js', '(anonymous)'],
+    [':(external):0', '', '(external)'],
+    ['a:b:1', '/srv/other.js', 'a:b:1'],
+    ['handler', '/srv/src/app.js', 'handler'],
+    ['', '/srv/src/app.js', '(anonymous)'],
+  ])('%s in %s reads as %s', (raw, file, expected) => {
+    expect(functionName(raw, file)).toBe(expected);
   });
 });

@@ -5,6 +5,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { DemoError } from './demo-error';
 
+/**
+ * Greet runs with V8's function inlining off. Under sustained load V8 inlines simulateCPULoad
+ * into the route handler and then into Fastify's preHandlerCallback; CPU profiles taken with
+ * sample contexts (which route labels need) attribute inlined code to the function it was
+ * inlined into, so simulateCPULoad would vanish from the flame graph after a few seconds
+ * (measured: 15 % under its own name after 20 s, the rest under the handler). Go's profiler
+ * keeps inlined frames; V8's does so only in line-number mode, which contexts exclude. The heap
+ * profiler records no inlined frames either: with inlining on, the leak demo's retainPingRecord
+ * allocated under preHandlerCallbackInner.
+ */
+export const KEEP_FUNCTIONS_VISIBLE = ['--no-turbo-inlining', '--no-maglev-inlining'];
+
 export interface GreetProcessOptions {
   /** greet.js (compiled) or greet.ts (run through ts-node) */
   script: string;
@@ -13,6 +25,8 @@ export interface GreetProcessOptions {
   configFile: string;
   outputDir: string;
   simulateCPULoad: boolean;
+  /** GREET_* variables beyond GREET_SIMULATE_CPU_LOAD (the leak scenario's) */
+  greetEnv?: Record<string, string>;
   cwd: string;
   env: NodeJS.ProcessEnv;
   startTimeoutMs: number;
@@ -31,10 +45,13 @@ export interface GreetExit {
 export interface GreetProfilerStats {
   sessions?: number;
   windows?: number;
+  /** what started the last session: the signal, its reading and the threshold */
+  lastTrigger?: { signal: string; value?: number; threshold?: number };
   exporters?: Record<string, { uploadsOk: number; uploadsFailed: number; dropped: number; lastError?: string }>;
 }
 
 const LISTENING = /^Starting server at (\S+):(\d+)\.\.\.$/;
+const HEAP_TRIGGER = /^Heap trigger: /;
 const STOPPED = /^greet stopped, profiler stats: (\{.*\})$/;
 /** pino's numeric levels: 40 warn, 50 error, 60 fatal. */
 const PINO_WARN = 40;
@@ -57,6 +74,8 @@ export class GreetProcess {
 
   /** where greet listens, from its `Starting server at HOST:PORT...` line */
   private address = '';
+  /** greet's `Heap trigger: ...` line, when GREET_HEAP_THRESHOLD is set */
+  heapTrigger: string | undefined;
 
   get url(): string {
     return `http://${this.address}`;
@@ -70,7 +89,7 @@ export class GreetProcess {
       [...options.nodeFlags, ...tsArgs, options.script, '-f', options.configFile, '--port', '0', '--output-dir', options.outputDir],
       {
         cwd: options.cwd,
-        env: { ...options.env, GREET_SIMULATE_CPU_LOAD: options.simulateCPULoad ? '1' : '0' },
+        env: { ...options.env, GREET_SIMULATE_CPU_LOAD: options.simulateCPULoad ? '1' : '0', ...options.greetEnv },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -147,6 +166,7 @@ export class GreetProcess {
 
   private takeLine(line: string, onLine: (line: string) => void): void {
     this.recent.push(line);
+    if (HEAP_TRIGGER.test(line)) this.heapTrigger = line;
     if (this.recent.length > KEPT_LINES) this.recent.shift();
     const stopped = STOPPED.exec(line);
     if (stopped) this.stats = JSON.parse(stopped[1]) as GreetProfilerStats;

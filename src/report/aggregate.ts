@@ -284,8 +284,8 @@ export class ReportBuilder {
     for (const location of profile.location) {
       const frames = [...location.line].reverse().map((line) => {
         const fn = functions.get(Number(line.functionId));
-        const name = fn ? strings[Number(fn.name)] || '(anonymous)' : '(unknown)';
         const file = fn ? strings[Number(fn.filename)] ?? '' : '';
+        const name = fn ? functionName(strings[Number(fn.name)] ?? '', file) : '(unknown)';
         return this.frame(name, file, lineNumber(line.line, fn?.startLine));
       });
       out.set(Number(location.id), frames);
@@ -439,6 +439,29 @@ function ratio(part: number, whole: number): number {
 
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * The function's own name. Grafana's Node SDK (@pyroscope/nodejs) renames functions to
+ * `<file>:<name>:<line>`, the file as it shows it (relative to the writer's working directory as
+ * `./...`, relative to its package under node_modules, or empty), while the function's filename
+ * and line stay set: the report shows the name alone, as for other tools' profiles, and file:line
+ * from those fields. A name that does not start with its own file is left as it is.
+ */
+export function functionName(raw: string, file: string): string {
+  for (let colon = raw.indexOf(':'); colon >= 0; colon = raw.indexOf(':', colon + 1)) {
+    const prefix = raw.slice(0, colon);
+    if (!(prefix === '' ? file === '' : sameFile(prefix, file))) continue;
+    const rest = /^(.*):\d+$/s.exec(raw.slice(colon + 1));
+    if (rest) return rest[1] || '(anonymous)';
+  }
+  return raw || '(anonymous)';
+}
+
+function sameFile(shown: string, file: string): boolean {
+  if (shown === file) return true;
+  const tail = shown.startsWith('./') ? shown.slice(1) : `/${shown}`;
+  return file.endsWith(tail);
 }
 
 /** pprof may pack a column into the high 32 bits of the line; the report shows the line only. */

@@ -1,12 +1,13 @@
 /**
  * `fastify-continuous-profiling report <dir>`: the per-route table on stdout, and with `--html`
- * the flame graph pages. Returns an exit code instead of exiting, so it can be tested in-process.
+ * the flame graph pages; `--growth` ranks what grew between heap snapshots. Returns an exit code instead of exiting, so it can be tested in-process.
  */
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_TOP, type SortBy } from './aggregate';
-import { writeHtmlReport } from './html';
-import { loadReport, ReportInputError, type ReportType } from './read-profiles';
+import { formatGrowth } from './growth-text';
+import { writeGrowthHtml, writeHtmlReport } from './html';
+import { loadGrowthReport, loadReport, ReportInputError, type ReportType } from './read-profiles';
 import { formatTable } from './table';
 
 export interface CliIo {
@@ -24,7 +25,9 @@ export const REPORT_USAGE = `Usage: fastify-continuous-profiling report <dir|fil
 
 Reads the profiles the plugin wrote (option outputDir: <app>.<kind>.<time>.pb.gz files) and shows,
 per route, the hottest functions with their share of CPU time. Uses the 'cpu' sample type, or
-'wall' / 'samples' for profiles without one, and says which.
+'wall' / 'samples' for profiles without one, and says which. Heap profiles (the plugin's, or any
+pprof heap profile with inuse_space) are reported by function: the latest snapshot, or with
+--growth what grew from the earliest to the latest.
 
 Options:
   --top <N>           functions per route (default ${DEFAULT_TOP})
@@ -35,11 +38,19 @@ Options:
                       Repeat it for several spans, merged as Grafana's "Profiles for this span"
   --type <cpu|heap>   what to report (default: heap when the input has only heap profiles, else
                       cpu); heap shows the latest snapshot's in-use space and objects by function
+                      (heap samples carry no route: --route and --span do not apply)
+  --growth            compare the earliest and the latest heap snapshot of the input (a folder, or
+                      two files) and rank the functions and stacks whose in-use space grew most,
+                      with the rate per minute: where a memory leak is. --sort total ranks by the
+                      stacks a function is on; --html draws the latest heap coloured by growth
+  --from <time>       with --growth: only snapshots taken at or after this ISO 8601 time
+  --to <time>         with --growth: only snapshots taken at or before this ISO 8601 time
   --html <outdir>     also write self-contained flame graph pages (index.html + one per route)
   -h, --help          show this help
 
-Example:
+Examples:
   npx fastify-continuous-profiling report profiles/ --html profiles/html
+  npx fastify-continuous-profiling report profiles/ --growth
 `;
 
 class UsageError extends Error {}
@@ -53,6 +64,9 @@ interface ReportArgs {
   spanIds: Set<string> | undefined;
   help: boolean;
   type: ReportType | undefined;
+  growth: boolean;
+  fromMs: number | undefined;
+  toMs: number | undefined;
 }
 
 function parseReportArgs(argv: readonly string[]): ReportArgs {
@@ -68,6 +82,9 @@ function parseReportArgs(argv: readonly string[]): ReportArgs {
         html: { type: 'string' },
         type: { type: 'string' },
         span: { type: 'string', multiple: true },
+        growth: { type: 'boolean' },
+        from: { type: 'string' },
+        to: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -75,7 +92,7 @@ function parseReportArgs(argv: readonly string[]): ReportArgs {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const { values, positionals } = parsed;
-  return {
+  const args: ReportArgs = {
     inputs: positionals,
     top: parseTop(values.top),
     sortBy: parseSort(values.sort),
@@ -84,7 +101,31 @@ function parseReportArgs(argv: readonly string[]): ReportArgs {
     spanIds: parseSpanIds(values.span),
     help: values.help === true,
     type: parseType(values.type),
+    growth: values.growth === true,
+    fromMs: parseTime('--from', values.from),
+    toMs: parseTime('--to', values.to),
   };
+  checkCombination(args);
+  return args;
+}
+
+/** Options that do not mean anything together are refused, not ignored. */
+function checkCombination(args: ReportArgs): void {
+  const heap = args.growth || args.type === 'heap';
+  if (heap && (args.route !== undefined || args.spanIds !== undefined)) {
+    const which = args.route !== undefined ? '--route' : '--span';
+    throw new UsageError(`${which} does not apply to heap profiles: heap samples carry no route or span (V8 records no request context for allocations)`);
+  }
+  if (args.growth && args.type === 'cpu') throw new UsageError('--growth compares heap profiles; it cannot be used with --type cpu');
+  if (!args.growth && (args.fromMs !== undefined || args.toMs !== undefined)) throw new UsageError('--from and --to choose the snapshots --growth compares; add --growth');
+  if (args.fromMs !== undefined && args.toMs !== undefined && args.fromMs > args.toMs) throw new UsageError('--from is later than --to');
+}
+
+function parseTime(flag: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const ms = /^\d{4}-\d{2}-\d{2}/.test(raw) ? Date.parse(raw) : Number.NaN;
+  if (Number.isNaN(ms)) throw new UsageError(`${flag} must be an ISO 8601 time such as 2026-11-26T07:00:00Z, got '${raw}'`);
+  return ms;
 }
 
 const SPAN_ID = /^[0-9a-f]{16}$/;
@@ -127,6 +168,21 @@ export function routeMatcher(pattern: string): (route: string) => boolean {
   return (route) => re.test(route);
 }
 
+async function growthCommand(args: ReportArgs, io: CliIo): Promise<number> {
+  const growth = await loadGrowthReport(args.inputs, {
+    top: args.top,
+    sortBy: args.sortBy,
+    ...(args.fromMs !== undefined ? { fromMs: args.fromMs } : {}),
+    ...(args.toMs !== undefined ? { toMs: args.toMs } : {}),
+  });
+  io.stdout(formatGrowth(growth));
+  if (args.htmlDir !== undefined) {
+    const index = await writeGrowthHtml(growth, args.htmlDir);
+    io.stdout(`\nFlame graph of the latest heap coloured by growth (opens offline): ${path.resolve(index)}\n`);
+  }
+  return EXIT_OK;
+}
+
 export async function runReportCommand(argv: readonly string[], io: CliIo): Promise<number> {
   let args: ReportArgs;
   try {
@@ -144,6 +200,7 @@ export async function runReportCommand(argv: readonly string[], io: CliIo): Prom
     return EXIT_USAGE;
   }
   try {
+    if (args.growth) return await growthCommand(args, io);
     const report = await loadReport(args.inputs, {
       top: args.top,
       sortBy: args.sortBy,
@@ -162,11 +219,16 @@ export async function runReportCommand(argv: readonly string[], io: CliIo): Prom
       io.stderr(`error: no route matches --route '${args.route}' (${report.hiddenRoutes} routes in the profiles)\n`);
       return EXIT_FAILURE;
     }
+    if (report.heap !== undefined && (args.route !== undefined || args.spanIds !== undefined)) {
+      io.stderr(`error: the input holds only heap profiles, and heap samples carry no route or span: drop ${args.route !== undefined ? '--route' : '--span'}\n`);
+      return EXIT_FAILURE;
+    }
     io.stdout(formatTable(report));
     if (args.htmlDir !== undefined) {
       const written = await writeHtmlReport(report, args.htmlDir);
       const lines = written.routes.map((r) => `  ${r.route}: ${path.resolve(r.file)}`);
-      io.stdout(`\nFlame graphs (open in a browser, they work offline):\n  all routes: ${path.resolve(written.index)}\n${lines.join('\n')}\n`);
+      const what = report.heap !== undefined ? 'in-use memory' : 'all routes';
+      io.stdout(`\nFlame graphs (open in a browser, they work offline):\n  ${what}: ${path.resolve(written.index)}\n${lines.join('\n')}\n`);
     }
     return EXIT_OK;
   } catch (err) {

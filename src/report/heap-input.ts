@@ -1,12 +1,14 @@
 /**
  * Heap profiles in the report's input: which decoded profile is a heap snapshot, which snapshot
  * the heap report shows (the latest: in-use memory is a state, summing snapshots would count the
- * same live bytes once per window), and the time of each snapshot.
+ * same live bytes once per window), which two `--growth` compares (the earliest and the latest),
+ * and the time of each snapshot.
  */
 import type { Profile } from 'pprof-format';
-import { HEAP_SAMPLE_TYPES, ReportBuilder, functionKey, sampleTypeNames, type BuildOptions, type HeapDetails, type ReportData } from './aggregate';
+import { HEAP_SAMPLE_TYPES, isHeapSampleType, ReportBuilder, SAMPLE_TYPE_PREFERENCE, functionKey, sampleTypeNames, type BuildOptions, type HeapDetails, type ReportData } from './aggregate';
 
-const TIME_SAMPLE_TYPES = ['cpu', 'wall', 'samples', 'sample'];
+/** The sample types the report reads from time profiles (cpu, wall, samples). */
+const TIME_SAMPLE_TYPES = SAMPLE_TYPE_PREFERENCE.filter((t) => !isHeapSampleType(t));
 
 /** A profile with in-use space and no time sample type (ours, Pyroscope's Node SDK, Go's heap). */
 export function isHeapProfile(profile: Profile): boolean {

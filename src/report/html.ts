@@ -7,7 +7,8 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { FlameNode, FunctionRow, ReportData, RouteReport } from './aggregate';
 import { flameGraphLibraryScript } from './flame-library';
-import { describeReport, formatShare, formatValue, sampleTypeTitle } from './table';
+import type { GrowthReport } from './growth';
+import { describeReport, formatShare, formatValue, HEAP_NO_ROUTE_NOTE, sampleTypeTitle } from './table';
 
 export interface FlameGraphPage {
   /** page heading and <title> */
@@ -22,6 +23,13 @@ export interface FlameGraphPage {
   functions?: readonly FunctionRow[];
   /** links shown above the graph (e.g. the other routes' pages) */
   links?: readonly { href: string; text: string }[];
+  /** what the functions table's shares are of: 'route' (default) or e.g. 'heap' */
+  shareOf?: string;
+  /**
+   * Frames carry `d`, their inclusive growth since an earlier snapshot: frames are coloured by
+   * it (red grew, blue shrank, grey unchanged: d3-flame-graph's differential colours).
+   */
+  differential?: boolean;
 }
 
 export function escapeHtml(text: string): string {
@@ -57,6 +65,12 @@ const PAGE_SCRIPT = `
   var page = JSON.parse(document.getElementById('flame-data').textContent);
   var total = page.tree.v || 1;
   function fmt(v) {
+    if (page.unit === 'bytes') {
+      var a = Math.abs(v), sign = v < 0 ? '-' : '';
+      if (a >= 1048576) return sign + (a / 1048576).toFixed(1) + ' MiB';
+      if (a >= 1024) return sign + (a / 1024).toFixed(1) + ' KiB';
+      return sign + a + ' B';
+    }
     if (page.unit === 'nanoseconds') {
       if (v >= 1e9) return (v / 1e9).toFixed(2) + ' s';
       if (v >= 1e6) return (v / 1e6).toFixed(1) + ' ms';
@@ -66,7 +80,8 @@ const PAGE_SCRIPT = `
   }
   function label(d) {
     var where = d.data.f ? '  ' + d.data.f : '';
-    return d.data.n + where + '\\n' + fmt(d.value) + ', ' + (100 * d.value / total).toFixed(1) + '% of ' + page.tree.n;
+    var grew = page.differential ? ', ' + (d.data.d >= 0 ? '+' : '') + fmt(d.data.d) + ' since the earliest snapshot' : '';
+    return d.data.n + where + '\\n' + fmt(d.value) + ', ' + (100 * d.value / total).toFixed(1) + '% of ' + page.tree.n + grew;
   }
   var container = document.getElementById('chart');
   var create = typeof flamegraph === 'function' ? flamegraph : flamegraph.default;
@@ -77,6 +92,7 @@ const PAGE_SCRIPT = `
     .transitionDuration(300)
     .setLabelHandler(label)
     .setDetailsElement(document.getElementById('details'));
+  if (page.differential) chart.setColorMapper(flamegraph.colorMapper.differentialColorMapper);
   d3.select(container).datum(page.tree).call(chart);
   document.getElementById('search').addEventListener('input', function (e) {
     var term = e.target.value;
@@ -86,7 +102,7 @@ const PAGE_SCRIPT = `
 })();
 `;
 
-function functionsTable(rows: readonly FunctionRow[], unit: string): string {
+function functionsTable(rows: readonly FunctionRow[], unit: string, shareOf: string): string {
   if (rows.length === 0) return '';
   const body = rows
     .map(
@@ -97,7 +113,7 @@ function functionsTable(rows: readonly FunctionRow[], unit: string): string {
     )
     .join('\n');
   return `<table class="functions">
-<thead><tr><th>Self</th><th>% route</th><th>% all</th><th>Total</th><th>% route</th><th class="text">Function</th><th class="text">Location</th></tr></thead>
+<thead><tr><th>Self</th><th>% ${escapeHtml(shareOf)}</th><th>% all</th><th>Total</th><th>% ${escapeHtml(shareOf)}</th><th class="text">Function</th><th class="text">Location</th></tr></thead>
 <tbody>
 ${body}
 </tbody>
@@ -124,11 +140,11 @@ ${links}
 <div class="controls"><input id="search" type="search" placeholder="Highlight functions matching..."><button id="reset" type="button">Reset zoom</button><span>Click a frame to zoom; hover for file:line.</span></div>
 <div id="details"></div>
 <div id="chart"></div>
-${functionsTable(page.functions ?? [], page.unit)}
+${functionsTable(page.functions ?? [], page.unit, page.shareOf ?? 'route')}
 <script>
 ${flameGraphLibraryScript()}
 </script>
-<script id="flame-data" type="application/json">${scriptJson({ tree: page.tree, unit: page.unit })}</script>
+<script id="flame-data" type="application/json">${scriptJson({ tree: page.tree, unit: page.unit, differential: page.differential === true })}</script>
 <script>${PAGE_SCRIPT}</script>
 </body>
 </html>
@@ -165,6 +181,48 @@ export function renderIndexHtml(report: ReportData, links: FlameGraphPage['links
   });
 }
 
+/** The tree of a heap report: its route trees (one, '(no route)': heap samples carry none) under one root. */
+function heapTree(report: ReportData): FlameNode {
+  const children = report.routes.flatMap((r) => r.flame.c ?? []);
+  return { n: 'in-use memory', f: '', v: report.total, ...(children.length > 0 ? { c: children } : {}) };
+}
+
+/** A heap report's one page: in-use memory of the whole process, by function. */
+export function renderHeapHtml(report: ReportData): string {
+  return renderFlameGraphHtml({
+    title: `${appTitle(report)}heap · ${sampleTypeTitle(report.sampleType.type)}`,
+    subtitle: `${describeReport(report, false)} · ${HEAP_NO_ROUTE_NOTE}`,
+    tree: heapTree(report),
+    unit: report.sampleType.unit,
+    functions: report.routes[0]?.functions ?? [],
+    shareOf: 'heap',
+  });
+}
+
+/** `report --growth --html`: the latest snapshot's flame graph, coloured by growth since the earliest. */
+export function renderGrowthHtml(growth: GrowthReport): string {
+  const apps = growth.appNames.length > 0 ? `${growth.appNames.join(', ')} · ` : '';
+  const change = growth.latest.bytes - growth.earliest.bytes;
+  return renderFlameGraphHtml({
+    title: `${apps}heap growth · in-use space`,
+    subtitle:
+      `${growth.earliest.source} → ${growth.latest.source}: ${formatValue(growth.earliest.bytes, growth.unit)} → ` +
+      `${formatValue(growth.latest.bytes, growth.unit)} (${change >= 0 ? '+' : '-'}${formatValue(Math.abs(change), growth.unit)}). ` +
+      'Red frames grew, blue ones shrank; width is the latest in-use space. ' + HEAP_NO_ROUTE_NOTE,
+    tree: growth.tree,
+    unit: growth.unit,
+    differential: true,
+  });
+}
+
+/** Writes the growth page as index.html in `outDir` (created if missing); returns its path. */
+export async function writeGrowthHtml(growth: GrowthReport, outDir: string): Promise<string> {
+  await fsp.mkdir(outDir, { recursive: true });
+  const index = path.join(outDir, 'index.html');
+  await fsp.writeFile(index, renderGrowthHtml(growth));
+  return index;
+}
+
 /** `/users/:id` -> `users_id`; '(no route)' -> `no_route`; '/' -> `root`. */
 export function routeSlug(route: string): string {
   const slug = route.replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '');
@@ -176,9 +234,17 @@ export interface WrittenHtml {
   routes: { route: string; file: string }[];
 }
 
-/** Writes index.html and one route-<slug>.html per route into `outDir` (created if missing). */
+/**
+ * Writes index.html and one route-<slug>.html per route into `outDir` (created if missing); a
+ * heap report has no routes, so index.html alone.
+ */
 export async function writeHtmlReport(report: ReportData, outDir: string): Promise<WrittenHtml> {
   await fsp.mkdir(outDir, { recursive: true });
+  if (report.heap !== undefined) {
+    const index = path.join(outDir, 'index.html');
+    await fsp.writeFile(index, renderHeapHtml(report));
+    return { index, routes: [] };
+  }
   const names = uniqueFileNames(report.routes.map((r) => `route-${routeSlug(r.route)}`));
   const routeLinks = report.routes.map((r, i) => ({ href: names[i]!, text: r.route }));
   const back = [{ href: 'index.html', text: '← all routes' }];

@@ -9,6 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { parseProfileFileName, type ProfileFileName } from '../exporters/file';
 import { ReportBuilder, type BuilderOptions, type BuildOptions, type ReportData, type SkippedProfile } from './aggregate';
+import { buildGrowthReport, type GrowthOptions, type GrowthReport } from './growth';
 import { buildHeapReport, HeapSnapshots, isHeapProfile, snapshotTimeMs } from './heap-input';
 import { checkPprofWireFormat } from './wire-check';
 
@@ -127,6 +128,42 @@ function unreadableReason(err: unknown): string {
   return `not a readable pprof profile: ${err instanceof Error ? err.message : String(err)}`;
 }
 
+/** Lists `inputs` and fails when they hold no profile file at all. */
+async function listInputFiles(inputs: readonly string[]): Promise<string[]> {
+  const files = await listProfileFiles(inputs);
+  if (files.length === 0) {
+    throw new ReportInputError(`${inputs.join(', ')}: no profile files (*.pb.gz) found; is this the plugin's outputDir?`);
+  }
+  return files;
+}
+
+/** Decodes each file in turn (one in memory at a time); a file that cannot be read is skipped, with the reason. */
+async function readEach(
+  files: readonly NamedFile[],
+  skipped: SkippedProfile[],
+  use: (profile: Profile, named: NamedFile, order: number) => void,
+): Promise<void> {
+  for (const [order, named] of files.entries()) {
+    let profile: Profile;
+    try {
+      profile = await readProfileFile(named.file);
+    } catch (err) {
+      skipped.push({ source: named.file, reason: unreadableReason(err) });
+      continue;
+    }
+    use(profile, named, order);
+  }
+}
+
+function sortSkipped(skipped: SkippedProfile[]): SkippedProfile[] {
+  return skipped.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
+}
+
+function noneUsable(inputs: readonly string[], files: number, skipped: readonly SkippedProfile[]): ReportInputError {
+  const why = skipped.slice(0, 3).map((s) => `  ${s.source}: ${s.reason}`).join('\n');
+  return new ReportInputError(`${inputs.join(', ')}: none of the ${files} profile files could be used:\n${why}`);
+}
+
 /**
  * The report of the profile files in `inputs` (directories or files). Each file is decoded once
  * and only its call trees are kept, so memory holds one decoded profile at a time (two heap
@@ -134,28 +171,20 @@ function unreadableReason(err: unknown): string {
  * Throws ReportInputError when an input is missing or no file holds a usable profile.
  */
 export async function loadReport(inputs: readonly string[], options: LoadOptions = {}): Promise<ReportData> {
-  const files = await listProfileFiles(inputs);
-  if (files.length === 0) {
-    throw new ReportInputError(`${inputs.join(', ')}: no profile files (*.pb.gz) found; is this the plugin's outputDir?`);
-  }
+  const files = await listInputFiles(inputs);
   const selection = selectFiles(files, options.type);
   const skipped = [...selection.skipped];
   const builder = new ReportBuilder(process.cwd(), options.spanIds === undefined ? {} : { spanIds: options.spanIds });
   const heaps = new HeapSnapshots();
-  for (const [order, { file, name }] of selection.use.entries()) {
-    try {
-      const profile = await readProfileFile(file);
-      if (options.type !== 'cpu' && isHeapProfile(profile)) {
-        heaps.offer({ profile, source: file, appName: name?.appName, timeMs: snapshotTimeMs(profile, name?.endMs), order });
-      } else if (options.type === 'heap') {
-        skipped.push({ source: file, reason: 'not a heap profile (no inuse_space sample type); --type heap reads heap profiles' });
-      } else {
-        builder.add(profile, file, name?.appName);
-      }
-    } catch (err) {
-      skipped.push({ source: file, reason: unreadableReason(err) });
+  await readEach(selection.use, skipped, (profile, { file, name }, order) => {
+    if (options.type !== 'cpu' && isHeapProfile(profile)) {
+      heaps.offer({ profile, source: file, appName: name?.appName, timeMs: snapshotTimeMs(profile, name?.endMs), order });
+    } else if (options.type === 'heap') {
+      skipped.push({ source: file, reason: 'not a heap profile (no inuse_space sample type); --type heap reads heap profiles' });
+    } else {
+      builder.add(profile, file, name?.appName);
     }
-  }
+  });
   let report = builder.build(options);
   if (heaps.latest && (options.type === 'heap' || report.profileCount === 0)) {
     report = heapReport(heaps, report, options);
@@ -164,20 +193,61 @@ export async function loadReport(inputs: readonly string[], options: LoadOptions
     skipped.push(...heaps.sources.map((source) => ({ source, reason: why })));
   }
   skipped.push(...report.skipped);
-  skipped.sort((a, b) => (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
-  if (report.profileCount === 0) {
-    const why = skipped.slice(0, 3).map((s) => `  ${s.source}: ${s.reason}`).join('\n');
-    throw new ReportInputError(`${inputs.join(', ')}: none of the ${files.length} profile files could be used:\n${why}`);
-  }
-  return { ...report, skipped };
+  if (report.profileCount === 0) throw noneUsable(inputs, files.length, sortSkipped(skipped));
+  return { ...report, skipped: sortSkipped(skipped) };
 }
 
-/** The latest snapshot's report; the time profiles and the earlier snapshots are listed as not used. */
+export interface GrowthLoadOptions extends GrowthOptions {
+  /** only snapshots taken at or after this time (unix ms) */
+  fromMs?: number;
+  /** only snapshots taken at or before this time (unix ms) */
+  toMs?: number;
+}
+
+/**
+ * `report --growth`: the heap snapshots of `inputs` (within the time range, when given), and
+ * what grew from the earliest to the latest. Needs two snapshots; the others are listed as
+ * not used. Throws ReportInputError when there are fewer.
+ */
+export async function loadGrowthReport(inputs: readonly string[], options: GrowthLoadOptions = {}): Promise<GrowthReport & { skipped: SkippedProfile[] }> {
+  const files = await listInputFiles(inputs);
+  const selection = selectFiles(files, 'heap');
+  const skipped = [...selection.skipped];
+  const heaps = new HeapSnapshots();
+  const ranged = options.fromMs !== undefined || options.toMs !== undefined;
+  await readEach(selection.use, skipped, (profile, { file, name }, order) => {
+    if (!isHeapProfile(profile)) {
+      skipped.push({ source: file, reason: 'not a heap profile (no inuse_space sample type); --growth compares heap profiles' });
+      return;
+    }
+    const timeMs = snapshotTimeMs(profile, name?.endMs);
+    if (ranged && timeMs === undefined) {
+      skipped.push({ source: file, reason: 'says nowhere when it was taken (no time_nanos, no time in its name), so it cannot be placed in --from/--to' });
+    } else if (ranged && ((options.fromMs !== undefined && timeMs! < options.fromMs) || (options.toMs !== undefined && timeMs! > options.toMs))) {
+      skipped.push({ source: file, reason: 'taken outside --from/--to' });
+    } else {
+      heaps.offer({ profile, source: file, appName: name?.appName, timeMs, order });
+    }
+  });
+  const { earliest, latest } = heaps;
+  if (!earliest || !latest || heaps.count < 2) {
+    const found = `${heaps.count} heap snapshot${heaps.count === 1 ? '' : 's'}${ranged ? ' in the time range' : ''}`;
+    const why = sortSkipped(skipped).slice(0, 3).map((s) => `\n  ${s.source}: ${s.reason}`).join('');
+    throw new ReportInputError(`${inputs.join(', ')}: --growth compares two heap snapshots or more; found ${found}${why}`);
+  }
+  const between = 'a heap snapshot between the earliest and the latest: --growth compares those two';
+  skipped.push(...heaps.sources.filter((s) => s !== earliest.source && s !== latest.source).map((source) => ({ source, reason: between })));
+  return { ...buildGrowthReport(earliest, latest, heaps.count, options), skipped: sortSkipped(skipped) };
+}
+
+/**
+ * The latest snapshot's report. Listed as not used: the earlier snapshots, and the time profiles
+ * the builder could not use (with --type heap none reaches it; they are skipped while reading).
+ */
 function heapReport(heaps: HeapSnapshots, timeReport: ReportData, options: LoadOptions): ReportData {
   const latest = heaps.latest!;
   const report = buildHeapReport(latest, heaps.count - 1, options);
   const earlier = 'an earlier heap snapshot: in-use memory is a state, the report shows the latest';
   const notLatest = heaps.sources.filter((s) => s !== latest.source).map((source) => ({ source, reason: earlier }));
-  const timeProfiles = timeReport.skipped.length === 0 && timeReport.profileCount === 0 ? [] : timeReport.skipped;
-  return { ...report, skipped: [...report.skipped, ...notLatest, ...timeProfiles] };
+  return { ...report, skipped: [...report.skipped, ...notLatest, ...timeReport.skipped] };
 }

@@ -2,7 +2,7 @@
  * The report as text for a terminal: a summary of the routes, then per route its hottest
  * functions with their share of the route and of the whole.
  */
-import { functionKey, isHeapSampleType, type FlameNode, type FunctionRow, type ReportData, type RouteReport } from './aggregate';
+import { functionKey, isHeapSampleType, type FlameNode, type FunctionRow, type ReportData, type RouteReport, type SkippedProfile } from './aggregate';
 
 type Align = 'left' | 'right';
 
@@ -58,7 +58,7 @@ export function sampleTypeTitle(type: string): string {
 }
 
 /** `2026-11-26 07:00:00Z` */
-function formatTime(ms: number): string {
+export function formatTime(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
@@ -113,11 +113,11 @@ function routeTable(report: ReportData, route: RouteReport): string {
 }
 
 /** Inputs not used, one line per reason (a recording has many wall and heap files). */
-function skippedSummary(report: ReportData): string {
-  const n = report.skipped.length;
+export function skippedSummary(skipped: readonly SkippedProfile[]): string {
+  const n = skipped.length;
   if (n === 0) return '';
   const byReason = new Map<string, { count: number; example: string }>();
-  for (const s of report.skipped) {
+  for (const s of skipped) {
     const entry = byReason.get(s.reason);
     if (entry) entry.count += 1;
     else byReason.set(s.reason, { count: 1, example: s.source });
@@ -128,7 +128,7 @@ function skippedSummary(report: ReportData): string {
   return `${n} input${n === 1 ? '' : 's'} not used:\n${lines.join('\n')}`;
 }
 
-function indent(text: string): string {
+export function indent(text: string): string {
   return text.split('\n').map((line) => `  ${line}`).join('\n');
 }
 
@@ -164,7 +164,7 @@ function heapTables(report: ReportData): string[] {
   const heading = `Top ${report.top} functions by ${report.sortBy} in-use space (Objects: in-use objects allocated by the function itself)`;
   const stacks = root ? topStacks(root.flame, 5).map((s) => `  ${formatValue(s.self, unit).padStart(10)}  ${formatStack(s.frames)}`) : [];
   const when = heap.timeMs === undefined ? 'no time in the profile' : formatTime(heap.timeMs);
-  const snapshot = `Snapshot: ${heap.source} (${when})${heap.earlierSnapshots > 0 ? `; ${heap.earlierSnapshots} earlier snapshot${heap.earlierSnapshots === 1 ? '' : 's'} not summed (comparing snapshots is not built yet)` : ''}; ${heap.objectsTotal} objects in use`;
+  const snapshot = `Snapshot: ${heap.source} (${when})${heap.earlierSnapshots > 0 ? `; ${heap.earlierSnapshots} earlier snapshot${heap.earlierSnapshots === 1 ? '' : 's'} not summed (--growth ranks what grew between the earliest and the latest)` : ''}; ${heap.objectsTotal} objects in use`;
   return [snapshot, HEAP_NO_ROUTE_NOTE, `${heading}\n${indent(table)}`, `Retaining stacks (bytes allocated there and still live):\n${stacks.join('\n')}`];
 }
 
@@ -172,14 +172,14 @@ function heapTables(report: ReportData): string[] {
 export function formatTable(report: ReportData): string {
   if (report.heap !== undefined || isHeapSampleType(report.sampleType.type)) {
     const heapParts = [describeReport(report), ...(report.heap ? heapTables(report) : [HEAP_NO_ROUTE_NOTE])];
-    const skippedHeap = skippedSummary(report);
+    const skippedHeap = skippedSummary(report.skipped);
     if (skippedHeap) heapParts.push(skippedHeap);
     return `${heapParts.join('\n\n')}\n`;
   }
   const parts = [describeReport(report), routeSummary(report)];
   if (report.hiddenRoutes > 0) parts.push(`(${report.hiddenRoutes} other route${report.hiddenRoutes === 1 ? '' : 's'} not shown)`);
   for (const route of report.routes) parts.push(routeTable(report, route));
-  const skipped = skippedSummary(report);
+  const skipped = skippedSummary(report.skipped);
   if (skipped) parts.push(skipped);
   return `${parts.join('\n\n')}\n`;
 }

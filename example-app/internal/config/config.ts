@@ -19,11 +19,13 @@ export interface Config {
   Log: { Level: LogLevel };
   /** run simulateCPULoad() in the ping logic */
   SimulateCPULoad: boolean;
+  /** keep a record of every ping, forever (retainPingRecord): the memory-leak scenario */
+  SimulateMemoryLeak: boolean;
   /** go-zero's Profiling block, unchecked here */
   Profiling?: unknown;
 }
 
-const KNOWN_KEYS = ['Name', 'Host', 'Port', 'Log', 'SimulateCPULoad', 'Profiling'];
+const KNOWN_KEYS = ['Name', 'Host', 'Port', 'Log', 'SimulateCPULoad', 'SimulateMemoryLeak', 'Profiling'];
 
 export class ConfigError extends Error {
   constructor(file: string, key: string, value: unknown, expected: string) {
@@ -63,6 +65,7 @@ function checkConfig(file: string, raw: unknown): Config {
     Port: port(file, doc.Port),
     Log: { Level: logLevel(file, doc.Log) },
     SimulateCPULoad: booleanOr(file, 'SimulateCPULoad', doc.SimulateCPULoad, false),
+    SimulateMemoryLeak: booleanOr(file, 'SimulateMemoryLeak', doc.SimulateMemoryLeak, false),
     Profiling: doc.Profiling ?? undefined,
   };
 }

@@ -1,4 +1,7 @@
-/** The ping logic, with the CPU-burning loop of go-zero's profiling walkthrough. */
+/**
+ * The ping logic, with the CPU-burning loop of go-zero's profiling walkthrough, and a memory leak
+ * to find the same way (a list of pings that nothing ever trims).
+ */
 import type { ServiceContext } from '../svc/servicecontext';
 import type { PingResponse } from '../types/types';
 
@@ -26,11 +29,32 @@ export function simulateCPULoad(): number {
   return sink;
 }
 
+/** What the leak keeps of each ping: about 1 KiB on the V8 heap. */
+interface PingRecord {
+  at: number;
+  seq: number;
+  note: string;
+}
+
+/** Every ping since the start: the leak. Module-level, so nothing ever frees it. */
+const pingHistory: PingRecord[] = [];
+
+/**
+ * Remember this ping, forever: the function a growth report of a leaking greet should rank on
+ * top. The note is a fresh 1 KiB string per record (a slice of a shared one would not allocate).
+ */
+export function retainPingRecord(): number {
+  const seq = pingHistory.length;
+  pingHistory.push({ at: Date.now(), seq, note: `ping ${seq} `.padEnd(1024, '.') });
+  return pingHistory.length;
+}
+
 export class PingLogic {
   constructor(private readonly svcCtx: ServiceContext) {}
 
   ping(): PingResponse {
     if (this.svcCtx.config.SimulateCPULoad) simulateCPULoad();
+    if (this.svcCtx.config.SimulateMemoryLeak) retainPingRecord();
     return { msg: 'pong' };
   }
 }
