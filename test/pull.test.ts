@@ -432,7 +432,8 @@ describe('capture() and the session', () => {
   });
 
   it('a heap capture without a running sampler samples for `seconds`, then stops it', async () => {
-    const app = track(buildApp({ outputDir: '/tmp/fcp-pull', cpuThreshold: 999, profileTypes: { cpu: true, wall: false, heap: false } }));
+    // a 16 KiB sampling interval: about a hundred samples of what is kept, not three
+    const app = track(buildApp({ outputDir: '/tmp/fcp-pull', cpuThreshold: 999, heapSamplingInterval: 16 * 1024, profileTypes: { cpu: true, wall: false, heap: false } }));
     await app.ready();
     const keep: number[][] = [];
     const capturing = app.profiler.capture({ type: 'heap', seconds: 1 });
@@ -456,8 +457,9 @@ describe('capture() and the session', () => {
     // the top JavaScript function (beside it, in a Jest worker: '(external)', what V8 itself allocated)
     const top = report.routes[0]!.functions.find((f) => f.location !== '')!;
     expect([top.name, top.location]).toEqual(['keepForTheCapture', expect.stringMatching(/^test\/pull\.test\.ts:\d+$/)]);
-    // 200 arrays of 1000 small integers (8 KB each on the heap): sampled, so roughly
-    expect(top.self).toBeGreaterThan(800_000);
+    // 200 arrays of 1000 small integers (8 KB each on the heap, 1.6 MB): sampled, so roughly
+    expect(top.self).toBeGreaterThan(1_100_000);
+    expect(top.self).toBeLessThan(2_300_000);
   });
 
   it('enabled: false: capture() rejects (503), pprofUrl is undefined, no route is registered', async () => {
