@@ -76,6 +76,8 @@ export class GreetProcess {
   private address = '';
   /** greet's `Heap trigger: ...` line, when GREET_HEAP_THRESHOLD is set */
   heapTrigger: string | undefined;
+  /** the plugin's "session started by ..." log message, once it has been logged */
+  sessionStarted: string | undefined;
 
   get url(): string {
     return `http://${this.address}`;
@@ -167,12 +169,24 @@ export class GreetProcess {
   private takeLine(line: string, onLine: (line: string) => void): void {
     this.recent.push(line);
     if (HEAP_TRIGGER.test(line)) this.heapTrigger = line;
+    this.sessionStarted ??= sessionStartOf(line);
     if (this.recent.length > KEPT_LINES) this.recent.shift();
     const stopped = STOPPED.exec(line);
     if (stopped) this.stats = JSON.parse(stopped[1]) as GreetProfilerStats;
     const problem = problemOf(line);
     if (problem !== undefined) this.onProblem(problem);
     onLine(line);
+  }
+}
+
+/** The plugin's `continuous profiling: session started by ...` message in greet's log (pino JSON). */
+function sessionStartOf(line: string): string | undefined {
+  if (!line.startsWith('{') || !line.includes('session started by')) return undefined;
+  try {
+    const msg = (JSON.parse(line) as { msg?: unknown }).msg;
+    return typeof msg === 'string' && msg.startsWith('continuous profiling: session started by') ? msg : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,7 +5,9 @@
  *     checks every second and a window every few seconds) into the run directory;
  *  2. start greet with GREET_HEAP_THRESHOLD=+16MiB: no profiling until the heap has grown by
  *     16 MiB, then a session the heap trigger started;
- *  3. drive load on GET /ping (each ping is remembered forever by retainPingRecord), stop greet;
+ *  3. drive load on GET /ping (each ping is remembered forever by retainPingRecord) until the
+ *     heap trigger has started a session, then for DEMO_SECONDS more (so the snapshots span the
+ *     same time however fast this machine serves), and stop greet;
  *  4. print the session's trigger and `report --growth` of its heap profiles, with
  *     retainPingRecord on top, and the HTML flame graph coloured by growth;
  *  5. do it again without the leak (profiling all the time, since the heap trigger would never
@@ -36,6 +38,8 @@ const MiB = 1024 * 1024;
  */
 export const NO_LEAK_BOUND_BYTES = 4 * MiB;
 const CONNECTIONS = 20;
+/** How long the leak may take to reach the heap trigger before the demo gives up. */
+const TRIGGER_TIMEOUT_S = 60;
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 30_000;
 const PING_BODY = JSON.stringify({ msg: 'pong' });
@@ -100,7 +104,9 @@ async function runLeakPhase(settings: LeakSettings, name: LeakPhase['name'], lea
   try {
     console.log(`greet listening at ${greet.url} with ${configFile}, profiles to ${dir}`);
     if (greet.heapTrigger) console.log(greet.heapTrigger);
-    load = await driveLoad(`${greet.url}${PING_ROUTE}`, { seconds: settings.seconds, connections: CONNECTIONS, expectBody: PING_BODY, progress: new ProgressLine() });
+    const url = `${greet.url}${PING_ROUTE}`;
+    if (leak) await loadUntilSession(greet, url);
+    load = await driveLoad(url, { seconds: settings.seconds, connections: CONNECTIONS, expectBody: PING_BODY, progress: new ProgressLine() });
   } catch (error) {
     greet.kill();
     throw error;
@@ -117,6 +123,16 @@ async function runLeakPhase(settings: LeakSettings, name: LeakPhase['name'], lea
   console.log(`\n${formatGrowth(growth)}`);
   const html = await writeGrowthHtml(growth, path.join(dir, 'html'));
   return { name, leak, dir, load, exit, heapTrigger: greet.heapTrigger, growth, html };
+}
+
+/** Load in one-second rounds until the plugin logs that a session started (the leak reached the trigger). */
+async function loadUntilSession(greet: GreetProcess, url: string): Promise<void> {
+  let rounds = 0;
+  while (greet.sessionStarted === undefined) {
+    if (rounds++ >= TRIGGER_TIMEOUT_S) throw new DemoError(`no session started after ${TRIGGER_TIMEOUT_S} s of leaking load: the heap trigger (${HEAP_TRIGGER}) was not reached`);
+    await driveLoad(url, { seconds: 1, connections: CONNECTIONS, expectBody: PING_BODY, progress: new ProgressLine() });
+  }
+  console.log(`greet after ${rounds} s of load: ${greet.sessionStarted}`);
 }
 
 /** The leak run must show the story: the heap trigger started the session, the leak tops the ranking. */

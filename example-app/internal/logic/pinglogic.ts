@@ -29,7 +29,7 @@ export function simulateCPULoad(): number {
   return sink;
 }
 
-/** What the leak keeps of each ping: about 1 KiB on the V8 heap. */
+/** What the leak keeps of each ping: about 2 KiB on the V8 heap. */
 interface PingRecord {
   at: number;
   seq: number;
@@ -41,11 +41,11 @@ const pingHistory: PingRecord[] = [];
 
 /**
  * Remember this ping, forever: the function a growth report of a leaking greet should rank on
- * top. The note is a fresh 1 KiB string per record (a slice of a shared one would not allocate).
+ * top. The note is a fresh 2 KiB string per record (a slice of a shared one would not allocate).
  */
 export function retainPingRecord(): number {
   const seq = pingHistory.length;
-  pingHistory.push({ at: Date.now(), seq, note: `ping ${seq} `.padEnd(1024, '.') });
+  pingHistory.push({ at: Date.now(), seq, note: `ping ${seq} `.padEnd(2048, '.') });
   return pingHistory.length;
 }
 
