@@ -1,5 +1,6 @@
 /**
- * Fastify glue only: options -> controller, hooks, the `app.profiler` decorator.
+ * Fastify glue only: options -> parts (createParts), the `app.profiler` decorator
+ * (createDecorator), the hooks that drive the parts (addHooks), one registration per process.
  */
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import fp from 'fastify-plugin';
@@ -8,7 +9,7 @@ import { CpuUsageMeter } from './cpu-usage';
 import { ProfilerAlreadyActiveError } from './errors';
 import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
-import { InvalidLabelError, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfileStats } from './labels';
+import { InvalidLabelError, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfiles, type SpanProfileStats } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
 import { EngineProfiler, FrameRewriter, SharedEngine } from './profilers';
 import { PathCleaner } from './profilers/paths';
@@ -135,126 +136,146 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
 
   const releaseSlot = claimProcessSlot(options.appName);
   try {
-    // an event-loop session collects wall time with route labels whatever profileTypes says
-    const labelsWanted =
-      options.profileTypes.cpu || options.profileTypes.wall || options.eventLoopThreshold !== false || options.pprofEndpoints !== undefined;
-    // @opentelemetry/api is required here only when spanProfiles is not false (optional peer)
-    const spans = labelsWanted ? loadSpanProfiles({ setting: options.spanProfiles, warn: (message) => logger.warn(message) }) : undefined;
-    const labels = new RequestLabels({
-      ...options.labels,
-      maxLabelValues: options.maxLabelValues,
-      maxLabelsPerSample: options.maxLabelsPerSample,
-      spans,
-    });
-    const usage = new CpuUsageMeter();
-    await usage.init();
-    const triggers = createTriggers(options, usage, await memoryAvailable());
-    const exporters = createExporters(options, logger);
-    const sourceMaps = options.sourceMaps ? createSourceMaps(logger) : undefined;
-    const frames = new FrameRewriter(new PathCleaner({ root: options.root, absolutePaths: options.absolutePaths }), sourceMaps);
-    // One engine for the push session and pull captures (src/profilers/shared-engine.ts). CPU
-    // time is always recorded and the engine always gets the labeler (the engine needs contexts
-    // for CPU time): a capture may ask for either view.
-    const engine = new SharedEngine({
-      sampleRate: options.sampleRate,
-      heapSamplingInterval: options.heapSamplingInterval,
-      collectCpuTime: true,
-      windowMs: options.uploadRate,
-      labeler: labels,
-      frameColumns: frames.wantsColumns,
-    });
-    const controller = new ProfilingController({
-      options,
-      triggers,
-      profiler: new EngineProfiler({
-        sampleRate: options.sampleRate,
-        heapSamplingInterval: options.heapSamplingInterval,
-        profileTypes: options.profileTypes,
-        windowMs: options.uploadRate,
-        engine,
-        heapBetweenSessions: options.heapThreshold !== false || options.memoryThreshold !== false,
-        frames,
-      }),
-      exporters,
-      logger,
-    });
-    const pull = new PullMode({ engine, endpoints: options.pprofEndpoints, sampleRate: options.sampleRate, logger, frames });
-
-    const decorator: ProfilerDecorator & { toJSON(): ProfilerStats } = {
-      get state() {
-        return controller.state;
-      },
-      cpuUsage: () => controller.stats().cpuUsage,
-      start: (startOptions) => controller.start(startOptions),
-      stop: () => controller.stop(),
-      stats: () => {
-        const engine = controller.stats();
-        const exported = sumExporterStats(exporters);
-        return {
-          enabled: true,
-          labelMode: labels.mode,
-          labelValuesOverflowed: labels.stats().overflowedValues,
-          ...(spans === undefined ? {} : { spanProfiles: spans.stats() }),
-          ...engine,
-          ...(sourceMaps?.stats() ?? NO_SOURCE_MAPS),
-          ...exported,
-          lastError: engine.lastError ?? exported.lastError,
-          pull: pull.captures.stats(),
-        };
-      },
-      withLabels: (extra, fn) => labels.withLabels(extra, fn),
-      capture: (captureOptions) => pull.captures.capture(captureOptions),
-      get pprofUrl() {
-        return pull.url;
-      },
-      // JSON.stringify(app.profiler) shows the stats, never the options (credentials)
-      toJSON: () => decorator.stats(),
-    };
-    app.decorate('profiler', decorator);
-
-    if (labelsWanted) app.addHook('onRequest', labels.onRequest);
-    pull.registerRoutes(app);
-    // The second look for a span (see onPreHandler) is needed only when a tracer provider is
-    // registered (OpenTelemetry wants it registered before the app is built) and no tracer that
-    // starts its request span in a hook (@fastify/otel, which decorates request.opentelemetry)
-    // is registered yet: registered before us, its span is active in our onRequest already, and
-    // it would wrap a preHandler of ours in one more span per request. An app with
-    // @opentelemetry/api installed but no tracing pays no extra hook.
-    if (spans !== undefined && spans.providerRegistered() && !app.hasRequestDecorator('opentelemetry')) {
-      app.addHook('preHandler', labels.onPreHandler);
-    }
-    // A bad `config.profiling` fails where the route is declared, not on its first request.
-    app.addHook('onRoute', (route) => {
-      const where = `config.profiling of route ${String(route.method)} ${route.url}`;
-      const problem = routeProfilingConfigProblem(where, (route.config as { profiling?: unknown } | undefined)?.profiling);
-      if (problem !== undefined) throw new InvalidLabelError(problem);
-    });
-    app.addHook('onReady', async () => {
-      await controller.ready();
-      await pull.ready();
-    });
-    app.addHook('onListen', async () => {
-      pull.onListen(app);
-    });
-    // preClose: before Fastify waits for requests in flight, so a running capture ends now
-    app.addHook('preClose', async () => {
-      await pull.close(options.flushTimeout);
-    });
-    app.addHook('onClose', async () => {
-      try {
-        await pull.close(options.flushTimeout); // a no-op after preClose
-        await controller.close();
-      } finally {
-        usage.close();
-        await sourceMaps?.close();
-        releaseSlot();
-      }
-    });
+    const parts = await createParts(options, logger);
+    app.decorate('profiler', createDecorator(parts));
+    addHooks(app, parts, options, releaseSlot);
   } catch (error) {
     releaseSlot();
     throw error;
   }
 };
+
+/** What one registration runs on, built from the options. */
+interface Parts {
+  /** whether requests are labelled: CPU or wall samples may be taken */
+  labelsWanted: boolean;
+  labels: RequestLabels;
+  spans?: SpanProfiles;
+  usage: CpuUsageMeter;
+  exporters: Exporter[];
+  sourceMaps?: FrameSymbolizer;
+  controller: ProfilingController;
+  pull: PullMode;
+}
+
+async function createParts(options: ResolvedOptions, logger: MinimalLogger): Promise<Parts> {
+  // an event-loop session collects wall time with route labels whatever profileTypes says
+  const labelsWanted =
+    options.profileTypes.cpu || options.profileTypes.wall || options.eventLoopThreshold !== false || options.pprofEndpoints !== undefined;
+  // @opentelemetry/api is required here only when spanProfiles is not false (optional peer)
+  const spans = labelsWanted ? loadSpanProfiles({ setting: options.spanProfiles, warn: (message) => logger.warn(message) }) : undefined;
+  const labels = new RequestLabels({
+    ...options.labels,
+    maxLabelValues: options.maxLabelValues,
+    maxLabelsPerSample: options.maxLabelsPerSample,
+    spans,
+  });
+  const usage = new CpuUsageMeter();
+  await usage.init();
+  const triggers = createTriggers(options, usage, await memoryAvailable());
+  const exporters = createExporters(options, logger);
+  const sourceMaps = options.sourceMaps ? createSourceMaps(logger) : undefined;
+  const frames = new FrameRewriter(new PathCleaner({ root: options.root, absolutePaths: options.absolutePaths }), sourceMaps);
+  // One engine for the push session and pull captures (src/profilers/shared-engine.ts). CPU
+  // time is always recorded and the engine always gets the labeler (the engine needs contexts
+  // for CPU time): a capture may ask for either view.
+  const engine = new SharedEngine({
+    sampleRate: options.sampleRate,
+    heapSamplingInterval: options.heapSamplingInterval,
+    collectCpuTime: true,
+    windowMs: options.uploadRate,
+    labeler: labels,
+    frameColumns: frames.wantsColumns,
+  });
+  const profiler = new EngineProfiler({
+    sampleRate: options.sampleRate,
+    heapSamplingInterval: options.heapSamplingInterval,
+    profileTypes: options.profileTypes,
+    windowMs: options.uploadRate,
+    engine,
+    heapBetweenSessions: options.heapThreshold !== false || options.memoryThreshold !== false,
+    frames,
+  });
+  const controller = new ProfilingController({ options, triggers, profiler, exporters, logger });
+  const pull = new PullMode({ engine, endpoints: options.pprofEndpoints, sampleRate: options.sampleRate, logger, frames });
+  return { labelsWanted, labels, spans, usage, exporters, sourceMaps, controller, pull };
+}
+
+function createDecorator({ controller, labels, spans, exporters, sourceMaps, pull }: Parts): ProfilerDecorator {
+  const decorator: ProfilerDecorator & { toJSON(): ProfilerStats } = {
+    get state() {
+      return controller.state;
+    },
+    cpuUsage: () => controller.stats().cpuUsage,
+    start: (startOptions) => controller.start(startOptions),
+    stop: () => controller.stop(),
+    stats: () => {
+      const engine = controller.stats();
+      const exported = sumExporterStats(exporters);
+      return {
+        enabled: true,
+        labelMode: labels.mode,
+        labelValuesOverflowed: labels.stats().overflowedValues,
+        ...(spans === undefined ? {} : { spanProfiles: spans.stats() }),
+        ...engine,
+        ...(sourceMaps?.stats() ?? NO_SOURCE_MAPS),
+        ...exported,
+        lastError: engine.lastError ?? exported.lastError,
+        pull: pull.captures.stats(),
+      };
+    },
+    withLabels: (extra, fn) => labels.withLabels(extra, fn),
+    capture: (captureOptions) => pull.captures.capture(captureOptions),
+    get pprofUrl() {
+      return pull.url;
+    },
+    // JSON.stringify(app.profiler) shows the stats, never the options (credentials)
+    toJSON: () => decorator.stats(),
+  };
+  return decorator;
+}
+
+function addHooks(app: FastifyInstance, parts: Parts, options: ResolvedOptions, releaseSlot: () => void): void {
+  const { labelsWanted, labels, spans, usage, sourceMaps, controller, pull } = parts;
+  if (labelsWanted) app.addHook('onRequest', labels.onRequest);
+  pull.registerRoutes(app);
+  // The second look for a span (see onPreHandler) is needed only when a tracer provider is
+  // registered (OpenTelemetry wants it registered before the app is built) and no tracer that
+  // starts its request span in a hook (@fastify/otel, which decorates request.opentelemetry)
+  // is registered yet: registered before us, its span is active in our onRequest already, and
+  // it would wrap a preHandler of ours in one more span per request. An app with
+  // @opentelemetry/api installed but no tracing pays no extra hook.
+  if (spans !== undefined && spans.providerRegistered() && !app.hasRequestDecorator('opentelemetry')) {
+    app.addHook('preHandler', labels.onPreHandler);
+  }
+  // A bad `config.profiling` fails where the route is declared, not on its first request.
+  app.addHook('onRoute', (route) => {
+    const where = `config.profiling of route ${String(route.method)} ${route.url}`;
+    const problem = routeProfilingConfigProblem(where, (route.config as { profiling?: unknown } | undefined)?.profiling);
+    if (problem !== undefined) throw new InvalidLabelError(problem);
+  });
+  app.addHook('onReady', async () => {
+    await controller.ready();
+    await pull.ready();
+  });
+  app.addHook('onListen', async () => {
+    pull.onListen(app);
+  });
+  // preClose: before Fastify waits for requests in flight, so a running capture ends now
+  app.addHook('preClose', async () => {
+    await pull.close(options.flushTimeout);
+  });
+  app.addHook('onClose', async () => {
+    try {
+      await pull.close(options.flushTimeout); // a no-op after preClose
+      await controller.close();
+    } finally {
+      usage.close();
+      await sourceMaps?.close();
+      releaseSlot();
+    }
+  });
+}
 
 /** Maps are parsed on a worker thread; in-thread only when running from the TypeScript sources (tests). */
 function createSourceMaps(logger: MinimalLogger): FrameSymbolizer {

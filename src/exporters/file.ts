@@ -256,7 +256,7 @@ export class FileExporter implements Exporter {
     let tempPath: string | undefined;
     try {
       await fsp.mkdir(this.dir, { recursive: true });
-      const finalPath = await this.freeFileName(profile);
+      const finalPath = await freeFileName(this.dir, this.options.appName, profile);
       // Hidden and not ending in .pb.gz: neither rotation nor the report ever reads a temp file.
       tempPath = path.join(this.dir, `.${path.basename(finalPath)}.${process.pid}.${this.tempCounter++}.tmp`);
       await fsp.writeFile(tempPath, profile.body, { flag: 'wx' });
@@ -273,17 +273,9 @@ export class FileExporter implements Exporter {
     }
   }
 
-  /** Two windows ending in the same millisecond (e.g. cluster workers) must not overwrite each other. */
-  private async freeFileName(profile: EncodedProfile): Promise<string> {
-    for (let sequence = 0; ; sequence += 1) {
-      const candidate = path.join(this.dir, profileFileName(this.options.appName, profile.kind, profile.endMs, sequence));
-      if (!(await exists(candidate))) return candidate;
-    }
-  }
-
   private async rotate(): Promise<void> {
     try {
-      const files = await this.listOwnProfileFiles();
+      const files = await listOwnProfileFiles(this.dir, this.appFilePrefix);
       for (const file of filesToRotate(files, this.options.maxFiles, this.options.maxBytes)) {
         await this.deleteRotated(file.name);
       }
@@ -303,22 +295,6 @@ export class FileExporter implements Exporter {
     }
   }
 
-  /** This app's profile files only: other apps (and any other file) sharing the dir are left alone. */
-  private async listOwnProfileFiles(): Promise<ProfileFileOnDisk[]> {
-    const names = await fsp.readdir(this.dir);
-    const own: ProfileFileOnDisk[] = [];
-    await Promise.all(
-      names.map(async (name) => {
-        if (!name.startsWith(this.appFilePrefix)) return;
-        const parsed = parseProfileFileName(name);
-        if (!parsed || fileSafeAppName(parsed.appName) !== this.appFilePrefix.slice(0, -1)) return;
-        const size = await fileSize(path.join(this.dir, name));
-        if (size !== undefined) own.push({ name, endMs: parsed.endMs, sequence: parsed.sequence, size });
-      }),
-    );
-    return own.sort(byAge);
-  }
-
   private drop(code: string, message: string, profile: EncodedProfile): void {
     this.counters.dropped += 1;
     this.recordError(code, message, { kind: profile.kind, endMs: profile.endMs });
@@ -328,6 +304,30 @@ export class FileExporter implements Exporter {
     this.lastError = `${code}: ${message}`;
     this.log.error(code, { exporter: this.name, dir: this.dir, ...extra }, message);
   }
+}
+
+/** Two windows ending in the same millisecond (e.g. cluster workers) must not overwrite each other. */
+async function freeFileName(dir: string, appName: string, profile: EncodedProfile): Promise<string> {
+  for (let sequence = 0; ; sequence += 1) {
+    const candidate = path.join(dir, profileFileName(appName, profile.kind, profile.endMs, sequence));
+    if (!(await exists(candidate))) return candidate;
+  }
+}
+
+/** This app's profile files only (`appFilePrefix`: its file-safe name and a dot), oldest first: other apps (and any other file) sharing the dir are left alone. */
+async function listOwnProfileFiles(dir: string, appFilePrefix: string): Promise<ProfileFileOnDisk[]> {
+  const names = await fsp.readdir(dir);
+  const own: ProfileFileOnDisk[] = [];
+  await Promise.all(
+    names.map(async (name) => {
+      if (!name.startsWith(appFilePrefix)) return;
+      const parsed = parseProfileFileName(name);
+      if (!parsed || fileSafeAppName(parsed.appName) !== appFilePrefix.slice(0, -1)) return;
+      const size = await fileSize(path.join(dir, name));
+      if (size !== undefined) own.push({ name, endMs: parsed.endMs, sequence: parsed.sequence, size });
+    }),
+  );
+  return own.sort(byAge);
 }
 
 /** A programming error (options are validated before): fail at construction, naming the option. */

@@ -104,6 +104,12 @@ const MAX_REMEMBERED_NAMES = 1024;
 type GenerateLabelsArgs = { node: unknown; context?: { context?: object } };
 type DoneCallback = () => void;
 
+/**
+ * The labeler of one registration: what the engine calls (activate, deactivate, generateLabels),
+ * the request hooks and withLabels.
+ * long: those three sides share one propagator and one active flag, read on every request; each
+ * member is short and the name check, route cache and cardinality cap are rooms of their own
+ */
 export class RequestLabels {
   private modeValue: LabelMode | undefined;
   private propagator: LabelPropagator | undefined;
@@ -112,7 +118,7 @@ export class RequestLabels {
   private readonly drops: LabelSetDrops = noDrops();
   private readonly routes: RouteLabelCache;
   private readonly cap: LabelCardinalityCap;
-  private readonly validNames = new Set<string>();
+  private readonly names = new LabelNameCheck();
 
   constructor(private readonly opts: LabelOptions) {
     this.maxLabels = opts.maxLabelsPerSample ?? DEFAULT_MAX_LABELS_PER_SAMPLE;
@@ -228,7 +234,7 @@ export class RequestLabels {
    * that are not strings/numbers/booleans, or empty, are skipped and counted.
    */
   withLabels<T>(labels: Record<string, string>, fn: () => T): T {
-    this.assertLabelNames(labels);
+    this.names.assertValid(labels);
     const propagator = this.propagator;
     if (!this.activeValue || propagator === undefined) return fn();
     const current = propagator.current();
@@ -264,18 +270,23 @@ export class RequestLabels {
       return undefined;
     }
   }
+}
 
-  private assertLabelNames(labels: Record<string, string>): void {
+/** withLabels names, checked at every call (a bad one throws InvalidLabelError); known-good ones remembered, bounded. */
+class LabelNameCheck {
+  private readonly valid = new Set<string>();
+
+  assertValid(labels: Record<string, string>): void {
     if (labels === null || typeof labels !== 'object') {
       throw new InvalidLabelError(`withLabels: labels must be an object of label names to string values, received ${describeValue('withLabels', labels)}`);
     }
     for (const name of Object.keys(labels)) {
-      if (this.validNames.has(name)) continue;
+      if (this.valid.has(name)) continue;
       const problem = userLabelNameProblem(name);
       if (problem !== undefined) {
         throw new InvalidLabelError(`withLabels: label name ${JSON.stringify(name)} ${problem}`);
       }
-      if (this.validNames.size < MAX_REMEMBERED_NAMES) this.validNames.add(name);
+      if (this.valid.size < MAX_REMEMBERED_NAMES) this.valid.add(name);
     }
   }
 }

@@ -9,6 +9,7 @@
  * Columns are dropped again here, as before.
  */
 import { Function as PprofFunction, Label, Line, Location, Mapping, Profile, StringTable, ValueType } from 'pprof-format';
+import { Interned } from './interned';
 import type { PathCleaner } from './paths';
 import { mappable, type FrameQuery, type FrameSymbolizer } from './source-maps';
 
@@ -52,16 +53,29 @@ export class FrameRewriter {
   /** Rewrites the frames of `profile` in place (new Location/Function arrays and string table). */
   async rewrite(profile: Profile): Promise<void> {
     const strings = profile.stringTable.strings;
-    const str = (i: unknown): string => strings[Number(i)] ?? '';
-
-    interface Frame {
-      file: string;
-      name: string;
-      line: number;
+    const { frames, queries, queryOfLine } = this.compiledFrames(profile);
+    if (this.sourceMaps !== undefined && queries.length > 0) {
+      const originals = await this.sourceMaps.lookupAll(queries);
+      for (const [line, index] of queryOfLine) {
+        const original = originals[index];
+        const compiled = frames.get(line);
+        if (original === undefined || compiled === undefined) continue;
+        frames.set(line, { file: original.file, line: original.line, name: renamed(compiled.name, original.name, original.line) });
+      }
     }
+    await this.paths.prepare(new Set([...frames.values()].map((frame) => frame.file)));
+    const table = new StringTable();
+    this.rebuildLocations(profile, frames, table);
+    remapStrings(profile, strings, table);
+  }
+
+  /** Every line's frame as compiled, and the distinct (script, line, column) lookups for the source maps. */
+  private compiledFrames(profile: Profile): { frames: Map<Line, Frame>; queries: FrameQuery[]; queryOfLine: Map<Line, number> } {
+    const strings = profile.stringTable.strings;
+    const str = (i: unknown): string => strings[Number(i)] ?? '';
     const functionsById = new Map<number, PprofFunction>();
     for (const fn of profile.function) functionsById.set(Number(fn.id), fn);
-    const framesByLine = new Map<Line, Frame>();
+    const frames = new Map<Line, Frame>();
     const queries: FrameQuery[] = [];
     const queryIndex = new Map<string, number>();
     const queryOfLine = new Map<Line, number>();
@@ -70,7 +84,7 @@ export class FrameRewriter {
         const fn = functionsById.get(Number(line.functionId));
         if (fn === undefined) continue;
         const compiled = { file: str(fn.filename), name: str(fn.name), line: Number(line.line) };
-        framesByLine.set(line, compiled);
+        frames.set(line, compiled);
         const column = Number(line.column);
         if (this.sourceMaps === undefined || column <= 0 || !mappable(compiled.file)) continue;
         const key = `${compiled.file}\0${compiled.line}\0${column}\0${compiled.name}`;
@@ -82,71 +96,63 @@ export class FrameRewriter {
         queryOfLine.set(line, index);
       }
     }
-    if (this.sourceMaps !== undefined && queries.length > 0) {
-      const originals = await this.sourceMaps.lookupAll(queries);
-      for (const [line, index] of queryOfLine) {
-        const original = originals[index];
-        const compiled = framesByLine.get(line);
-        if (original === undefined || compiled === undefined) continue;
-        framesByLine.set(line, { file: original.file, line: original.line, name: renamed(compiled.name, original.name, original.line) });
-      }
-    }
-    const files = new Set<string>();
-    for (const frame of framesByLine.values()) files.add(frame.file);
-    await this.paths.prepare(files);
+    return { frames, queries, queryOfLine };
+  }
 
-    const table = new StringTable();
-    const remapped = new Map<number, number>();
-    const keep = (i: unknown): number => {
-      const old = Number(i);
-      let index = remapped.get(old);
-      if (index === undefined) {
-        index = table.dedup(strings[old] ?? '');
-        remapped.set(old, index);
-      }
-      return index;
-    };
-
-    const functions: PprofFunction[] = [];
-    const functionIds = new Map<string, number>();
+  /** New Locations and Functions from the final frames, with clean file names, into `table`. */
+  private rebuildLocations(profile: Profile, frames: Map<Line, Frame>, table: StringTable): void {
+    const functions = new Interned<PprofFunction>();
     const functionFor = (frame: Frame): number => {
       const file = this.paths.clean(frame.file);
-      const key = `${frame.name}\0${file}\0${frame.line}`;
-      let id = functionIds.get(key);
-      if (id === undefined) {
-        id = functions.length + 1;
-        functionIds.set(key, id);
+      return functions.idOf(`${frame.name}\0${file}\0${frame.line}`, (id) => {
         const name = table.dedup(frame.name);
-        functions.push(new PprofFunction({ id, name, systemName: name, filename: table.dedup(file), startLine: frame.line }));
-      }
-      return id;
+        return new PprofFunction({ id, name, systemName: name, filename: table.dedup(file), startLine: frame.line });
+      });
     };
     profile.location = profile.location.map((location) => {
       const lines = location.line.map((line) => {
-        const frame = framesByLine.get(line);
+        const frame = frames.get(line);
         if (frame === undefined) return new Line({ functionId: 0, line: line.line });
         return new Line({ functionId: functionFor(frame), line: frame.line });
       });
       return new Location({ id: location.id, mappingId: location.mappingId, address: location.address, line: lines, isFolded: location.isFolded });
     });
-    profile.function = functions;
-
-    // every other string reference, through the new table
-    const valueType = (v: ValueType): ValueType => new ValueType({ type: keep(v.type), unit: keep(v.unit) });
-    profile.sampleType = profile.sampleType.map(valueType);
-    if (profile.periodType) profile.periodType = valueType(profile.periodType);
-    for (const sample of profile.sample) {
-      sample.label = sample.label.map((l) => new Label({ key: keep(l.key), str: l.str ? keep(l.str) : 0, num: l.num, numUnit: l.numUnit ? keep(l.numUnit) : 0 }));
-    }
-    // the CPU and wall views share their mappings: new objects, never the shared ones changed
-    profile.mapping = profile.mapping.map((m) => new Mapping({ ...m, filename: keep(m.filename), buildId: keep(m.buildId) }));
-    profile.comment = profile.comment.filter((c) => str(c) !== ENGINE_MISSING_MAP_COMMENT).map(keep);
-    profile.dropFrames = keep(profile.dropFrames);
-    profile.keepFrames = keep(profile.keepFrames);
-    profile.defaultSampleType = keep(profile.defaultSampleType);
-    profile.docUrl = keep(profile.docUrl);
-    profile.stringTable = table;
+    profile.function = functions.items;
   }
+}
+
+interface Frame {
+  file: string;
+  name: string;
+  line: number;
+}
+
+/** Every string reference but the frames', from the old `strings` through the new `table`, which becomes the profile's. */
+function remapStrings(profile: Profile, strings: readonly string[], table: StringTable): void {
+  const remapped = new Map<number, number>();
+  const keep = (i: unknown): number => {
+    const old = Number(i);
+    let index = remapped.get(old);
+    if (index === undefined) {
+      index = table.dedup(strings[old] ?? '');
+      remapped.set(old, index);
+    }
+    return index;
+  };
+  const valueType = (v: ValueType): ValueType => new ValueType({ type: keep(v.type), unit: keep(v.unit) });
+  profile.sampleType = profile.sampleType.map(valueType);
+  if (profile.periodType) profile.periodType = valueType(profile.periodType);
+  for (const sample of profile.sample) {
+    sample.label = sample.label.map((l) => new Label({ key: keep(l.key), str: l.str ? keep(l.str) : 0, num: l.num, numUnit: l.numUnit ? keep(l.numUnit) : 0 }));
+  }
+  // the CPU and wall views share their mappings: new objects, never the shared ones changed
+  profile.mapping = profile.mapping.map((m) => new Mapping({ ...m, filename: keep(m.filename), buildId: keep(m.buildId) }));
+  profile.comment = profile.comment.filter((c) => (strings[Number(c)] ?? '') !== ENGINE_MISSING_MAP_COMMENT).map(keep);
+  profile.dropFrames = keep(profile.dropFrames);
+  profile.keepFrames = keep(profile.keepFrames);
+  profile.defaultSampleType = keep(profile.defaultSampleType);
+  profile.docUrl = keep(profile.docUrl);
+  profile.stringTable = table;
 }
 
 /**

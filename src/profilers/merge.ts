@@ -10,6 +10,7 @@
  * plain remap.
  */
 import { Function as PprofFunction, Label, Line, Location, Mapping, Profile, Sample, StringTable, ValueType } from 'pprof-format';
+import { Interned } from './interned';
 
 /**
  * One profile holding every sample of `profiles`. They must share their sample types (checked:
@@ -18,99 +19,73 @@ import { Function as PprofFunction, Label, Line, Location, Mapping, Profile, Sam
 export function mergeProfiles(profiles: readonly Profile[]): Profile {
   if (profiles.length === 0) throw new Error('mergeProfiles: no profile to merge');
   if (profiles.length === 1) return profiles[0];
-  const strings = new StringTable();
   const typesOf = (p: Profile): string[] => p.sampleType.map((t) => `${p.stringTable.strings[Number(t.type)]}/${p.stringTable.strings[Number(t.unit)]}`);
   const expected = typesOf(profiles[0]).join(',');
   for (const p of profiles) {
     if (typesOf(p).join(',') !== expected) throw new Error(`mergeProfiles: sample types differ (${expected} vs ${typesOf(p).join(',')})`);
   }
+  const merged = new MergedProfile();
+  for (const p of profiles) merged.add(p);
+  return merged.build(profiles[0]);
+}
 
-  const functionIds = new Map<string, number>();
-  const functions: PprofFunction[] = [];
-  const locationIds = new Map<string, number>();
-  const locations: Location[] = [];
-  const mappingIds = new Map<string, number>();
-  const mappings: Mapping[] = [];
-  const samples: Sample[] = [];
-  let durationNanos = 0;
-  let timeNanos = Number.POSITIVE_INFINITY;
+/** The tables of the merged profile; each piece added has its ids remapped into them. */
+class MergedProfile {
+  private readonly strings = new StringTable();
+  private readonly mappings = new Interned<Mapping>();
+  private readonly functions = new Interned<PprofFunction>();
+  private readonly locations = new Interned<Location>();
+  private readonly samples: Sample[] = [];
+  private durationNanos = 0;
+  private timeNanos = Number.POSITIVE_INFINITY;
 
-  for (const p of profiles) {
+  add(p: Profile): void {
     const s = (index: number | bigint): string => p.stringTable.strings[Number(index)] ?? '';
-    const ref = (index: number | bigint): number => strings.dedup(s(index));
-    durationNanos += Number(p.durationNanos);
-    if (Number(p.timeNanos) > 0) timeNanos = Math.min(timeNanos, Number(p.timeNanos));
+    const ref = (index: number | bigint): number => this.strings.dedup(s(index));
+    this.durationNanos += Number(p.durationNanos);
+    if (Number(p.timeNanos) > 0) this.timeNanos = Math.min(this.timeNanos, Number(p.timeNanos));
 
-    const mappingMap = new Map<number, number>();
+    const mappingIds = new Map<number, number>();
     for (const m of p.mapping) {
       const key = [m.memoryStart, m.memoryLimit, m.fileOffset, s(m.filename), s(m.buildId)].join('\u0000');
-      let id = mappingIds.get(key);
-      if (id === undefined) {
-        id = mappings.length + 1;
-        mappingIds.set(key, id);
-        mappings.push(new Mapping({ ...m, id, filename: ref(m.filename), buildId: ref(m.buildId) }));
-      }
-      mappingMap.set(Number(m.id), id);
+      mappingIds.set(Number(m.id), this.mappings.idOf(key, (id) => new Mapping({ ...m, id, filename: ref(m.filename), buildId: ref(m.buildId) })));
     }
-
-    const functionMap = new Map<number, number>();
+    const functionIds = new Map<number, number>();
     for (const f of p.function) {
       const key = [s(f.name), s(f.systemName), s(f.filename), Number(f.startLine)].join('\u0000');
-      let id = functionIds.get(key);
-      if (id === undefined) {
-        id = functions.length + 1;
-        functionIds.set(key, id);
-        functions.push(new PprofFunction({ id, name: ref(f.name), systemName: ref(f.systemName), filename: ref(f.filename), startLine: f.startLine }));
-      }
-      functionMap.set(Number(f.id), id);
+      const make = (id: number): PprofFunction => new PprofFunction({ id, name: ref(f.name), systemName: ref(f.systemName), filename: ref(f.filename), startLine: f.startLine });
+      functionIds.set(Number(f.id), this.functions.idOf(key, make));
     }
-
-    const locationMap = new Map<number, number>();
+    const locationIds = new Map<number, number>();
     for (const l of p.location) {
-      const mappingId = mappingMap.get(Number(l.mappingId)) ?? 0;
-      const lines = l.line.map((line) => new Line({ functionId: functionMap.get(Number(line.functionId)) ?? 0, line: line.line, column: line.column }));
+      const mappingId = mappingIds.get(Number(l.mappingId)) ?? 0;
+      const lines = l.line.map((line) => new Line({ functionId: functionIds.get(Number(line.functionId)) ?? 0, line: line.line, column: line.column }));
       const key = [mappingId, Number(l.address), l.isFolded ? 1 : 0, ...lines.map((x) => `${x.functionId}:${x.line}:${x.column}`)].join('\u0000');
-      let id = locationIds.get(key);
-      if (id === undefined) {
-        id = locations.length + 1;
-        locationIds.set(key, id);
-        locations.push(new Location({ id, mappingId, address: l.address, line: lines, isFolded: l.isFolded }));
-      }
-      locationMap.set(Number(l.id), id);
+      locationIds.set(Number(l.id), this.locations.idOf(key, (id) => new Location({ id, mappingId, address: l.address, line: lines, isFolded: l.isFolded })));
     }
-
     for (const sample of p.sample) {
-      samples.push(
-        new Sample({
-          locationId: sample.locationId.map((id) => locationMap.get(Number(id)) ?? 0),
-          value: sample.value.map(Number),
-          label: sample.label.map(
-            (label) =>
-              new Label({
-                key: ref(label.key),
-                str: Number(label.str) === 0 ? 0 : ref(label.str),
-                num: label.num,
-                numUnit: Number(label.numUnit) === 0 ? 0 : ref(label.numUnit),
-              }),
-          ),
-        }),
+      const label = sample.label.map(
+        (l) => new Label({ key: ref(l.key), str: Number(l.str) === 0 ? 0 : ref(l.str), num: l.num, numUnit: Number(l.numUnit) === 0 ? 0 : ref(l.numUnit) }),
       );
+      this.samples.push(new Sample({ locationId: sample.locationId.map((id) => locationIds.get(Number(id)) ?? 0), value: sample.value.map(Number), label }));
     }
   }
 
-  const first = profiles[0];
-  const valueType = (t: ValueType | undefined): ValueType | undefined =>
-    t && new ValueType({ type: strings.dedup(first.stringTable.strings[Number(t.type)] ?? ''), unit: strings.dedup(first.stringTable.strings[Number(t.unit)] ?? '') });
-  return new Profile({
-    sampleType: first.sampleType.map((t) => valueType(t)!),
-    sample: samples,
-    mapping: mappings,
-    location: locations,
-    function: functions,
-    stringTable: strings,
-    timeNanos: Number.isFinite(timeNanos) ? timeNanos : 0,
-    durationNanos,
-    periodType: valueType(first.periodType),
-    period: first.period,
-  });
+  /** The merged profile, with the sample and period types of `first`. */
+  build(first: Profile): Profile {
+    const name = (index: number | bigint): number => this.strings.dedup(first.stringTable.strings[Number(index)] ?? '');
+    const valueType = (t: ValueType | undefined): ValueType | undefined => t && new ValueType({ type: name(t.type), unit: name(t.unit) });
+    return new Profile({
+      sampleType: first.sampleType.map((t) => valueType(t)!),
+      sample: this.samples,
+      mapping: this.mappings.items,
+      location: this.locations.items,
+      function: this.functions.items,
+      stringTable: this.strings,
+      timeNanos: Number.isFinite(this.timeNanos) ? this.timeNanos : 0,
+      durationNanos: this.durationNanos,
+      periodType: valueType(first.periodType),
+      period: first.period,
+    });
+  }
 }

@@ -48,8 +48,7 @@ export class SourceMapWorker implements FrameSymbolizer {
   private nextId = 1;
   private readonly waiting = new Map<number, (message: Extract<WorkerMessage, { kind: 'answer' }> | undefined) => void>();
   private readonly answers = new Map<string, OriginalFrame | null>();
-  /** script -> whether it may declare a map (mayDeclareSourceMap), looked at once per script */
-  private readonly declares = new Map<string, boolean>();
+  private readonly declarations = new MapDeclarations();
   /** scripts asked about when a worker died: never asked again (their map may be what killed it) */
   private readonly suspects = new Set<string>();
   /** request id -> its scripts, until the worker answers it (even past the timeout) */
@@ -75,9 +74,9 @@ export class SourceMapWorker implements FrameSymbolizer {
     const results: (OriginalFrame | undefined)[] = new Array(queries.length);
     const ask: FrameQuery[] = [];
     const askedAt: number[] = [];
-    await this.lookForMaps(queries);
+    await this.declarations.lookAt(queries.map((q) => q.script));
     queries.forEach((q, i) => {
-      if (!mappable(q.script) || this.suspects.has(q.script) || this.declares.get(q.script) !== true) return;
+      if (!mappable(q.script) || this.suspects.has(q.script) || !this.declarations.declares(q.script)) return;
       const known = this.answers.get(answerKey(q));
       if (known !== undefined) results[i] = known ?? undefined;
       else {
@@ -95,21 +94,6 @@ export class SourceMapWorker implements FrameSymbolizer {
       results[askedAt[j]] = frame ?? undefined;
     });
     return results;
-  }
-
-  /** Reads the last line of the scripts not looked at yet (LOOKUP_CONCURRENCY at a time). */
-  private async lookForMaps(queries: readonly FrameQuery[]): Promise<void> {
-    const unknown = [...new Set(queries.map((q) => q.script))].filter((s) => mappable(s) && !this.declares.has(s));
-    if (unknown.length === 0) return;
-    if (this.declares.size + unknown.length > MAX_REMEMBERED_ANSWERS) this.declares.clear(); // bounded; looked at again
-    let next = 0;
-    const reader = async (): Promise<void> => {
-      while (next < unknown.length) {
-        const script = unknown[next++];
-        this.declares.set(script, await mayDeclareSourceMap(script));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, unknown.length) }, reader));
   }
 
   async close(): Promise<void> {
@@ -197,6 +181,30 @@ export class SourceMapWorker implements FrameSymbolizer {
   /** Every window waiting for an answer goes on with compiled frames. */
   private settleAll(): void {
     for (const settle of [...this.waiting.values()]) settle(undefined);
+  }
+}
+
+/** Which scripts may declare a source map (mayDeclareSourceMap: their last line), looked at once per script. */
+class MapDeclarations {
+  private readonly known = new Map<string, boolean>();
+
+  declares(script: string): boolean {
+    return this.known.get(script) === true;
+  }
+
+  /** Reads the last line of the scripts not looked at yet (LOOKUP_CONCURRENCY at a time). */
+  async lookAt(scripts: readonly string[]): Promise<void> {
+    const unknown = [...new Set(scripts)].filter((s) => mappable(s) && !this.known.has(s));
+    if (unknown.length === 0) return;
+    if (this.known.size + unknown.length > MAX_REMEMBERED_ANSWERS) this.known.clear(); // bounded; looked at again
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      while (next < unknown.length) {
+        const script = unknown[next++];
+        this.known.set(script, await mayDeclareSourceMap(script));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(LOOKUP_CONCURRENCY, unknown.length) }, reader));
   }
 }
 

@@ -166,7 +166,7 @@ export class SourceMaps implements FrameSymbolizer {
   private load(script: string): Promise<void> {
     let loading = this.loading.get(script);
     if (loading === undefined) {
-      loading = this.read(script)
+      loading = readMap(script, { maxMapBytes: this.maxMapBytes, maxCacheBytes: this.maxCacheBytes }, (reason) => this.problem(script, reason))
         .then((loaded) => {
           if (loaded === undefined) this.remember(script);
           else this.store(script, loaded);
@@ -179,49 +179,6 @@ export class SourceMaps implements FrameSymbolizer {
       this.loading.set(script, loading);
     }
     return loading;
-  }
-
-  /** The parsed map of `script`; undefined when it declares none; throws when the one it declares cannot be used. */
-  private async read(script: string): Promise<LoadedMap | undefined> {
-    const url = await readAnnotation(script, this.maxMapBytes);
-    if (url === undefined) return undefined;
-    let text: string;
-    let mapPath: string;
-    if (url.startsWith('data:')) {
-      text = decodeDataUrl(url);
-      mapPath = script;
-    } else {
-      if (/^[a-z][a-z0-9+.-]*:/i.test(url) && !url.startsWith('file:')) return undefined; // http(s) maps are never fetched
-      mapPath = url.startsWith('file:') ? fileURLToPath(url) : path.resolve(path.dirname(script), decodeURIComponentSafe(url));
-      const stat = await fsp.stat(mapPath).catch(() => undefined);
-      if (stat === undefined) throw new Error(`its source map ${path.basename(mapPath)} was not found`);
-      if (stat.size > this.maxMapBytes) throw new Error(`its source map is ${mb(stat.size)} MB, more than the ${mb(this.maxMapBytes)} MB read at most`);
-      text = await fsp.readFile(mapPath, 'utf8');
-    }
-    if (text.length > this.maxMapBytes) throw new Error(`its source map is ${mb(text.length)} MB, more than the ${mb(this.maxMapBytes)} MB read at most`);
-    if (text.length * HEAP_BYTES_PER_MAP_BYTE > this.maxCacheBytes) {
-      throw new Error(`its parsed source map (about ${mb(text.length * HEAP_BYTES_PER_MAP_BYTE)} MB) would not fit the ${mb(this.maxCacheBytes)} MB cache`);
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new Error(`its source map is not valid JSON (${error instanceof Error ? error.message : String(error)})`);
-    }
-    await yieldToEventLoop(); // JSON.parse and the decoding below are two separate blocks
-    let map: TraceMap;
-    try {
-      map = FlattenMap(json as Parameters<typeof FlattenMap>[0], mapPath);
-      decodedMappings(map);
-    } catch (error) {
-      throw new Error(`its source map is not a valid source map (${error instanceof Error ? error.message : String(error)})`);
-    }
-    const missingSources = await findMissingSources(map);
-    if (missingSources.size > 0 && missingSources.size === map.resolvedSources.length) {
-      throw new Error(`its source map names sources that do not exist: ${describeSources(missingSources)}`);
-    }
-    if (missingSources.size > 0) this.problem(script, `its source map names sources that do not exist: ${describeSources(missingSources)}`);
-    return { map, bytes: text.length * HEAP_BYTES_PER_MAP_BYTE, missingSources, lookups: new Map() };
   }
 
   private store(script: string, loaded: LoadedMap): void {
@@ -250,6 +207,52 @@ export class SourceMaps implements FrameSymbolizer {
     if (suppressed > 0) fields.suppressed = suppressed;
     this.options.logger.warn(fields, `continuous profiling: frames of ${path.basename(script)} stay as compiled: ${reason}`);
   }
+}
+
+/**
+ * The parsed map of `script`; undefined when it declares none; throws when the one it declares
+ * cannot be used. Sources it names that are missing (some, not all) go to `warn`.
+ */
+async function readMap(script: string, limits: { maxMapBytes: number; maxCacheBytes: number }, warn: (reason: string) => void): Promise<LoadedMap | undefined> {
+  const url = await readAnnotation(script, limits.maxMapBytes);
+  if (url === undefined) return undefined;
+  let text: string;
+  let mapPath: string;
+  if (url.startsWith('data:')) {
+    text = decodeDataUrl(url);
+    mapPath = script;
+  } else {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(url) && !url.startsWith('file:')) return undefined; // http(s) maps are never fetched
+    mapPath = url.startsWith('file:') ? fileURLToPath(url) : path.resolve(path.dirname(script), decodeURIComponentSafe(url));
+    const stat = await fsp.stat(mapPath).catch(() => undefined);
+    if (stat === undefined) throw new Error(`its source map ${path.basename(mapPath)} was not found`);
+    if (stat.size > limits.maxMapBytes) throw new Error(`its source map is ${mb(stat.size)} MB, more than the ${mb(limits.maxMapBytes)} MB read at most`);
+    text = await fsp.readFile(mapPath, 'utf8');
+  }
+  if (text.length > limits.maxMapBytes) throw new Error(`its source map is ${mb(text.length)} MB, more than the ${mb(limits.maxMapBytes)} MB read at most`);
+  if (text.length * HEAP_BYTES_PER_MAP_BYTE > limits.maxCacheBytes) {
+    throw new Error(`its parsed source map (about ${mb(text.length * HEAP_BYTES_PER_MAP_BYTE)} MB) would not fit the ${mb(limits.maxCacheBytes)} MB cache`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`its source map is not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+  }
+  await yieldToEventLoop(); // JSON.parse and the decoding below are two separate blocks
+  let map: TraceMap;
+  try {
+    map = FlattenMap(json as Parameters<typeof FlattenMap>[0], mapPath);
+    decodedMappings(map);
+  } catch (error) {
+    throw new Error(`its source map is not a valid source map (${error instanceof Error ? error.message : String(error)})`);
+  }
+  const missingSources = await findMissingSources(map);
+  if (missingSources.size > 0 && missingSources.size === map.resolvedSources.length) {
+    throw new Error(`its source map names sources that do not exist: ${describeSources(missingSources)}`);
+  }
+  if (missingSources.size > 0) warn(`its source map names sources that do not exist: ${describeSources(missingSources)}`);
+  return { map, bytes: text.length * HEAP_BYTES_PER_MAP_BYTE, missingSources, lookups: new Map() };
 }
 
 /**

@@ -54,13 +54,16 @@ const MAX_MAX_SECONDS = 3600;
 export const PPROF_ENDPOINTS_EXPECTED =
   "{ listen: { port, host? }, authorize?, maxSeconds? } (a separate listener) or { prefix?, authorize, maxSeconds? } (routes on the app)";
 
+/** The keys `pprofEndpoints` takes (either form). */
+export const PPROF_ENDPOINTS_KEYS = ['listen', 'prefix', 'authorize', 'maxSeconds'] as const;
+
 const AUTHORIZE_EXPECTED = 'a function (request) => boolean | Promise<boolean>';
 
 export function resolvePprofEndpoints(raw: unknown): ResolvedPprofEndpoints | undefined {
   if (raw === undefined) return undefined;
   if (!isPlainObject(raw)) throw new ProfilingOptionError('pprofEndpoints', raw, PPROF_ENDPOINTS_EXPECTED);
   const input = raw as Record<string, unknown>;
-  const known = ['listen', 'prefix', 'authorize', 'maxSeconds'];
+  const known: readonly string[] = PPROF_ENDPOINTS_KEYS;
   for (const key of Object.keys(input)) {
     if (!known.includes(key)) throw new ProfilingOptionError(`pprofEndpoints.${key}`, input[key], `a known key (${known.join(', ')})`);
   }
