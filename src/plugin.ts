@@ -9,7 +9,7 @@ import { CpuUsageMeter } from './cpu-usage';
 import { ProfilerAlreadyActiveError } from './errors';
 import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
-import { InvalidLabelError, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfiles, type SpanProfileStats } from './labels';
+import { InvalidLabelError, isWebSocketRoute, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfiles, type SpanProfileStats } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
 import { EngineProfiler, FrameRewriter, SharedEngine } from './profilers';
 import { PathCleaner } from './profilers/paths';
@@ -253,6 +253,8 @@ function addHooks(app: FastifyInstance, parts: Parts, options: ResolvedOptions, 
     const where = `config.profiling of route ${String(route.method)} ${route.url}`;
     const problem = routeProfilingConfigProblem(where, (route.config as { profiling?: unknown } | undefined)?.profiling);
     if (problem !== undefined) throw new InvalidLabelError(problem);
+    // websocket routes only: their messages run under the upgrade request's labels (labels/websocket.ts)
+    if (labelsWanted && isWebSocketRoute(route)) route.onRequest = [...hooksOf(route.onRequest), labels.onWebSocketRequest];
   });
   app.addHook('onReady', async () => {
     await controller.ready();
@@ -271,10 +273,17 @@ function addHooks(app: FastifyInstance, parts: Parts, options: ResolvedOptions, 
       await controller.close();
     } finally {
       usage.close();
+      labels.releaseSockets();
       await sourceMaps?.close();
       releaseSlot();
     }
   });
+}
+
+/** A route's own hooks of one kind as a list (Fastify takes a function or an array). */
+function hooksOf<T>(hooks: T | T[] | undefined): T[] {
+  if (hooks === undefined) return [];
+  return Array.isArray(hooks) ? hooks : [hooks];
 }
 
 /** Maps are parsed on a worker thread; in-thread only when running from the TypeScript sources (tests). */
