@@ -11,6 +11,7 @@ import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
 import { InvalidLabelError, isWebSocketRoute, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfiles, type SpanProfileStats } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
+import { guardRegistrationLevel } from './registration';
 import { EngineProfiler, FrameRewriter, SharedEngine } from './profilers';
 import { PathCleaner } from './profilers/paths';
 import { SourceMapWorker } from './profilers/source-map-client';
@@ -125,7 +126,12 @@ function sumExporterStats(exporters: readonly Exporter[]): Pick<ProfilerStats, '
   return total;
 }
 
+const PLUGIN_NAME = 'fastify-continuous-profiling';
+
 const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: FastifyInstance, rawOptions) => {
+  // before anything else, enabled or not: a level that cannot label every route fails in development
+  let releaseSlot = (): void => undefined;
+  guardRegistrationLevel(app, PLUGIN_NAME, () => releaseSlot());
   const options = resolveOptions(rawOptions);
   const logger = app.log as MinimalLogger;
 
@@ -134,7 +140,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     return;
   }
 
-  const releaseSlot = claimProcessSlot(options.appName);
+  releaseSlot = claimProcessSlot(options.appName);
   try {
     const parts = await createParts(options, logger);
     app.decorate('profiler', createDecorator(parts));
@@ -329,6 +335,6 @@ function disabledProfiler(): ProfilerDecorator {
 }
 
 export const fastifyContinuousProfiling = fp(continuousProfiling, {
-  name: 'fastify-continuous-profiling',
+  name: PLUGIN_NAME,
   fastify: '5.x',
 });
