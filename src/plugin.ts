@@ -14,6 +14,7 @@ import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './o
 import { guardRegistrationLevel } from './registration';
 import { EngineProfiler, FrameRewriter, SharedEngine } from './profilers';
 import { PathCleaner } from './profilers/paths';
+import { RuntimeSourceMaps } from './profilers/runtime-maps';
 import { SourceMapWorker } from './profilers/source-map-client';
 import { SourceMaps, type FrameSymbolizer, type SourceMapStats } from './profilers/source-maps';
 import { ProfileCaptureError, PullMode, type CaptureOptions, type CaptureStats } from './pull';
@@ -294,7 +295,7 @@ function hooksOf<T>(hooks: T | T[] | undefined): T[] {
 
 /** Maps are parsed on a worker thread; in-thread only when running from the TypeScript sources (tests). */
 function createSourceMaps(logger: MinimalLogger): FrameSymbolizer {
-  return SourceMapWorker.available() ? new SourceMapWorker({ logger }) : new SourceMaps({ logger });
+  return SourceMapWorker.available() ? new SourceMapWorker({ logger }) : new SourceMaps({ logger, runtime: new RuntimeSourceMaps(logger) });
 }
 
 const NO_SOURCE_MAPS: SourceMapStats = { sourceMapErrors: 0, sourceMapsCached: 0, sourceMapCacheBytes: 0 };
