@@ -123,3 +123,17 @@ export class ProfilerAlreadyActiveError extends Error {
   }
 }
 
+
+/**
+ * The plugin was registered where its hooks cannot reach every route: inside an encapsulated
+ * plugin, with routes outside it (src/registration.ts). Thrown at registration (ready() rejects)
+ * or from the declaration of the first route outside it.
+ */
+export class ProfilerRegistrationError extends Error {
+  readonly code = 'FST_CONTINUOUS_PROFILING_NOT_ROOT';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ProfilerRegistrationError';
+  }
+}

@@ -9,10 +9,12 @@ import { CpuUsageMeter } from './cpu-usage';
 import { ProfilerAlreadyActiveError } from './errors';
 import { FileExporter } from './exporters/file';
 import { PyroscopeExporter } from './exporters/pyroscope';
-import { InvalidLabelError, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfiles, type SpanProfileStats } from './labels';
+import { InvalidLabelError, isWebSocketRoute, loadSpanProfiles, RequestLabels, routeProfilingConfigProblem, type LabelMode, type SpanProfiles, type SpanProfileStats } from './labels';
 import { resolveOptions, type ProfilingOptions, type ResolvedOptions } from './options';
+import { guardRegistrationLevel } from './registration';
 import { EngineProfiler, FrameRewriter, SharedEngine } from './profilers';
 import { PathCleaner } from './profilers/paths';
+import { RuntimeSourceMaps } from './profilers/runtime-maps';
 import { SourceMapWorker } from './profilers/source-map-client';
 import { SourceMaps, type FrameSymbolizer, type SourceMapStats } from './profilers/source-maps';
 import { ProfileCaptureError, PullMode, type CaptureOptions, type CaptureStats } from './pull';
@@ -125,7 +127,12 @@ function sumExporterStats(exporters: readonly Exporter[]): Pick<ProfilerStats, '
   return total;
 }
 
+const PLUGIN_NAME = 'fastify-continuous-profiling';
+
 const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: FastifyInstance, rawOptions) => {
+  // before anything else, enabled or not: a level that cannot label every route fails in development
+  let releaseSlot = (): void => undefined;
+  guardRegistrationLevel(app, PLUGIN_NAME, () => releaseSlot());
   const options = resolveOptions(rawOptions);
   const logger = app.log as MinimalLogger;
 
@@ -134,7 +141,7 @@ const continuousProfiling: FastifyPluginAsync<ProfilingOptions> = async (app: Fa
     return;
   }
 
-  const releaseSlot = claimProcessSlot(options.appName);
+  releaseSlot = claimProcessSlot(options.appName);
   try {
     const parts = await createParts(options, logger);
     app.decorate('profiler', createDecorator(parts));
@@ -253,6 +260,8 @@ function addHooks(app: FastifyInstance, parts: Parts, options: ResolvedOptions, 
     const where = `config.profiling of route ${String(route.method)} ${route.url}`;
     const problem = routeProfilingConfigProblem(where, (route.config as { profiling?: unknown } | undefined)?.profiling);
     if (problem !== undefined) throw new InvalidLabelError(problem);
+    // websocket routes only: their messages run under the upgrade request's labels (labels/websocket.ts)
+    if (labelsWanted && isWebSocketRoute(route)) route.onRequest = [...hooksOf(route.onRequest), labels.onWebSocketRequest];
   });
   app.addHook('onReady', async () => {
     await controller.ready();
@@ -271,15 +280,22 @@ function addHooks(app: FastifyInstance, parts: Parts, options: ResolvedOptions, 
       await controller.close();
     } finally {
       usage.close();
+      labels.releaseSockets();
       await sourceMaps?.close();
       releaseSlot();
     }
   });
 }
 
+/** A route's own hooks of one kind as a list (Fastify takes a function or an array). */
+function hooksOf<T>(hooks: T | T[] | undefined): T[] {
+  if (hooks === undefined) return [];
+  return Array.isArray(hooks) ? hooks : [hooks];
+}
+
 /** Maps are parsed on a worker thread; in-thread only when running from the TypeScript sources (tests). */
 function createSourceMaps(logger: MinimalLogger): FrameSymbolizer {
-  return SourceMapWorker.available() ? new SourceMapWorker({ logger }) : new SourceMaps({ logger });
+  return SourceMapWorker.available() ? new SourceMapWorker({ logger }) : new SourceMaps({ logger, runtime: new RuntimeSourceMaps(logger) });
 }
 
 const NO_SOURCE_MAPS: SourceMapStats = { sourceMapErrors: 0, sourceMapsCached: 0, sourceMapCacheBytes: 0 };
@@ -320,6 +336,6 @@ function disabledProfiler(): ProfilerDecorator {
 }
 
 export const fastifyContinuousProfiling = fp(continuousProfiling, {
-  name: 'fastify-continuous-profiling',
+  name: PLUGIN_NAME,
   fastify: '5.x',
 });

@@ -3,6 +3,7 @@
  * cpuThreshold 0 and uploadRate 1s, real concurrent load, and a local stand-in for Pyroscope's
  * ingest that decodes every upload. Asserts what Pyroscope would store.
  */
+import os from 'node:os';
 import autocannon from 'autocannon';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Profile } from 'pprof-format';
@@ -84,7 +85,7 @@ describe('end to end: profiles arrive in Pyroscope', () => {
     for (const upload of ingest.uploads) {
       expect(upload.method).toBe('POST');
       expect(upload.path).toBe('/ingest');
-      expect(upload.name).toBe('greet{env=test,region=eu}');
+      expect(upload.name).toBe(`greet{env=test,region=eu,instance=${os.hostname()}/${process.pid}}`);
       expect(upload.query.format).toBe('pprof');
       expect(upload.query.spyName).toBe('nodespy');
       expect(upload.from).toBeLessThanOrEqual(upload.until!);

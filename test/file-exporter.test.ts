@@ -65,16 +65,24 @@ async function listDir(d = dir): Promise<string[]> {
 }
 
 describe('file names', () => {
-  it('say the app, the kind and the window end in UTC, without ":"', () => {
-    expect(profileFileName('greet', 'cpu', T0)).toBe('greet.cpu.2026-11-26T07-00-00.123Z.pb.gz');
-    expect(profileFileName('greet', 'heap', T0, 2)).toBe('greet.heap.2026-11-26T07-00-00.123Z-2.pb.gz');
+  it('say the app, the kind, the window end in UTC without ":", and the writing process', () => {
+    expect(profileFileName('greet', 'cpu', T0, 0, 4711)).toBe('greet.cpu.2026-11-26T07-00-00.123Z.pid4711.pb.gz');
+    expect(profileFileName('greet', 'heap', T0, 2, 4711)).toBe('greet.heap.2026-11-26T07-00-00.123Z-2.pid4711.pb.gz');
+    expect(profileFileName('greet', 'cpu', T0)).toBe(`greet.cpu.2026-11-26T07-00-00.123Z.pid${process.pid}.pb.gz`);
   });
 
   it('replace characters a file name cannot hold (app names may contain "/")', () => {
-    expect(profileFileName('team/greet', 'cpu', T0)).toBe('team_greet.cpu.2026-11-26T07-00-00.123Z.pb.gz');
+    expect(profileFileName('team/greet', 'cpu', T0, 0, 1)).toBe('team_greet.cpu.2026-11-26T07-00-00.123Z.pid1.pb.gz');
   });
 
-  it('read back into app, kind and time, also for app names with dots', () => {
+  it('read back into app, kind, time and pid, also for app names with dots and names written without a pid', () => {
+    expect(parseProfileFileName('my.app.v2.wall.2026-11-26T07-00-00.123Z-3.pid4711.pb.gz')).toEqual({
+      appName: 'my.app.v2',
+      kind: 'wall',
+      endMs: T0,
+      sequence: 3,
+      pid: 4711,
+    });
     expect(parseProfileFileName('my.app.v2.wall.2026-11-26T07-00-00.123Z-3.pb.gz')).toEqual({
       appName: 'my.app.v2',
       kind: 'wall',

@@ -30,7 +30,7 @@ const MAX_MESSAGE_LENGTH = 2_000;
 
 // --- the options and what kind of value each takes --------------------------------------------
 
-type OptionKind = 'string' | 'credential' | 'url' | 'path' | 'map' | 'number' | 'threshold' | 'duration' | 'boolean' | 'flags' | 'endpoints';
+type OptionKind = 'string' | 'tag' | 'credential' | 'url' | 'path' | 'map' | 'number' | 'threshold' | 'duration' | 'boolean' | 'flags' | 'endpoints';
 
 const KIND: Record<string, OptionKind> = {
   appName: 'string',
@@ -41,6 +41,7 @@ const KIND: Record<string, OptionKind> = {
   tenantID: 'credential',
   headers: 'map',
   tags: 'map',
+  instance: 'tag',
   cpuThreshold: 'threshold',
   eventLoopThreshold: 'threshold',
   heapThreshold: 'threshold',
@@ -284,6 +285,12 @@ function mustReject(option: string, kind: OptionKind, value: unknown): string | 
       if (kind === 'path' && value.includes('\u0000')) return 'a NUL byte (no file system accepts it)';
       if (kind === 'path' && value.length > 4096) return 'longer than PATH_MAX';
       if (option === 'basicAuthUser' && value.includes(':')) return 'a basic auth user name cannot contain ":" (RFC 7617)';
+      return undefined;
+    case 'tag':
+      if (value === false) return undefined; // no instance tag
+      if (typeof value !== 'string') return 'neither a string nor false';
+      if (value.length === 0 || value.length > 2048) return 'empty, or longer than a Pyroscope label value';
+      if (/[{},=\u0000-\u001f\u007f]/.test(value)) return 'a character Pyroscope forbids in a label value';
       return undefined;
     case 'threshold':
       if (value === false) return undefined; // off (or, for maxSessionsPerHour, unbounded)

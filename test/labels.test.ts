@@ -210,14 +210,21 @@ describe('when no session runs', () => {
     expect(() => labels.withLabels({ 'tenant-id': 'acme' }, fn)).toThrow(
       new InvalidLabelError('withLabels: label name "tenant-id" may contain only letters, digits, "_" and "."'),
     );
+    let thrown: unknown;
     try {
-      labels.withLabels({ method: 'x' }, fn);
+      labels.withLabels({ __name__: 'x' }, fn);
     } catch (error) {
-      expect(error).toBeInstanceOf(InvalidLabelError);
-      expect((error as InvalidLabelError).code).toBe('FST_CONTINUOUS_PROFILING_INVALID_LABEL');
-      expect((error as Error).message).toBe('withLabels: label name "method" is set by the plugin itself (turn it off with the labels option)');
+      thrown = error;
     }
+    expect(thrown).toBeInstanceOf(InvalidLabelError);
+    expect((thrown as InvalidLabelError).code).toBe('FST_CONTINUOUS_PROFILING_INVALID_LABEL');
+    expect((thrown as Error).message).toBe('withLabels: label name "__name__" is reserved by Pyroscope');
     expect(fn).not.toHaveBeenCalled();
+  });
+
+  test('withLabels accepts the built-in names route and method (work the plugin cannot follow names its route)', () => {
+    const labels = new RequestLabels(DEFAULTS);
+    expect(labels.withLabels({ route: '/jobs/import', method: 'JOB' }, () => 'ran')).toBe('ran');
   });
 });
 
@@ -347,6 +354,25 @@ describe.each(MODES)('in %s mode', (mode) => {
     expect(seen.innerEnd).toEqual({ ...outer, tenant: 'acme' });
     expect(seen.outerAfter).toEqual(outer);
     expect(seen.outerLater).toEqual(outer);
+  });
+
+  test('withLabels may set route and method: they replace the request\'s inside fn only; static route config still may not', async () => {
+    await buildApp({}, (a) =>
+      a.get('/ws-like', async () => {
+        seen.explicitRoute = await labels.withLabels({ route: '/ws/chat', method: 'MESSAGE' }, async () => {
+          await nextImmediate();
+          return sampleContext();
+        });
+        seen.afterExplicit = sampleContext();
+        return 'ok';
+      }),
+    );
+    startProfiler(labels);
+    await httpRequest(app, '/ws-like');
+    stopProfiler(labels);
+    expect(seen.explicitRoute).toEqual({ route: '/ws/chat', method: 'MESSAGE' });
+    expect(seen.afterExplicit).toEqual({ route: '/ws-like', method: 'GET' });
+    expect(validateStaticLabels('labels', { route: 'x' })).toMatch(/is set by the plugin itself/);
   });
 
   test('withLabels keeps concurrent requests apart', async () => {

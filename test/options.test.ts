@@ -1,6 +1,8 @@
+import os from 'node:os';
 import { DEFAULTS, resolveOptions } from '../src/options';
 import { ProfilingOptionError } from '../src/errors';
 import { parseDuration, formatDuration } from '../src/duration';
+import { defaultInstanceName } from '../src/instance';
 
 const base = { appName: 'greet', serverAddress: 'http://localhost:4040' };
 const noEnv = {};
@@ -118,7 +120,27 @@ describe('resolveOptions: defaults', () => {
   });
 
   it('ignores keys whose value is undefined', () => {
-    expect(resolveOptions({ ...base, tags: undefined }, noEnv).tags).toEqual({});
+    expect(resolveOptions({ ...base, tags: undefined, instance: false }, noEnv).tags).toEqual({});
+  });
+});
+
+describe('resolveOptions: the instance tag (which process a profile comes from)', () => {
+  it('defaults to <hostname>/<pid>, added to the tags', () => {
+    expect(defaultInstanceName()).toBe(`${os.hostname()}/${process.pid}`);
+    expect(resolveOptions({ ...base, tags: { env: 'prod' } }, noEnv).tags).toEqual({ env: 'prod', instance: `${os.hostname()}/${process.pid}` });
+  });
+
+  it('takes a name of the user\'s, or their own tags.instance, or false for none', () => {
+    expect(resolveOptions({ ...base, instance: 'web-1', tags: { instance: 'ignored' } }, noEnv).tags).toEqual({ instance: 'web-1' });
+    expect(resolveOptions({ ...base, tags: { instance: 'pod-7' } }, noEnv).tags).toEqual({ instance: 'pod-7' });
+    expect(resolveOptions({ ...base, instance: false, tags: { env: 'prod' } }, noEnv).tags).toEqual({ env: 'prod' });
+  });
+
+  it('refuses a value Pyroscope would refuse, and anything but a string or false', () => {
+    expect(() => resolveOptions({ ...base, instance: 'a,b' }, noEnv)).toThrow(
+      'Invalid option "instance": got "a,b"; expected a tag value that must not contain "{", "}", ",", "=" or control characters, or false',
+    );
+    expect(() => resolveOptions({ ...base, instance: true } as never, noEnv)).toThrow('Invalid option "instance": got true; expected a tag value naming this process');
   });
 });
 
@@ -187,7 +209,8 @@ describe('resolveOptions: every rejection names the option, the value and what i
     ['tag value with a comma', { ...base, tags: { region: 'eu,us' } }, /"tags.region".*"eu,us".*"\{", "\}", ",", "="/],
     ['reserved tag', { ...base, tags: { service_name: 'x' } }, /"tags".*"service_name".*reserved/],
     ['tag named route', { ...base, tags: { route: 'x' } }, /"tags".*"route".*other than "route"/],
-    ['too many tags', { ...base, tags: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`t${i}`, 'v'])) }, /"tags".*21 tags.*at most 20 tags.*30 labels per series/],
+    ['too many tags', { ...base, instance: false, tags: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`t${i}`, 'v'])) }, /"tags".*21 tags.*at most 20 tags.*30 labels per series/],
+    ['too many tags with instance', { ...base, tags: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`t${i}`, 'v'])) }, /"tags".*21 tags \(with instance\).*at most 20 tags, "instance" included \(instance: false leaves it out\)/],
     ['unknown option', { ...base, serverAddr: 'x' }, /"serverAddr".*unknown option "serverAddr"; known: appName/],
     ['profileTypes unknown key', { ...base, profileTypes: { goroutines: true } }, /"profileTypes.goroutines".*got true.*with boolean "cpu", "wall" and "heap"/],
     ['nothing to collect', { ...base, profileTypes: { cpu: false, heap: false } }, /"profileTypes".*at least one/],
@@ -222,7 +245,7 @@ describe('resolveOptions: every rejection names the option, the value and what i
 
   it('reduces the tag budget when built-in labels are off', () => {
     const tags = Object.fromEntries(Array.from({ length: 22 }, (_, i) => [`t${i}`, 'v']));
-    expect(Object.keys(resolveOptions({ ...base, tags, labels: { route: false, method: false } }, noEnv).tags)).toHaveLength(22);
+    expect(Object.keys(resolveOptions({ ...base, tags, instance: false, labels: { route: false, method: false } }, noEnv).tags)).toHaveLength(22);
   });
 });
 

@@ -219,7 +219,7 @@ describe('loadReport', () => {
     expect(report.appNames).toEqual(['greet']);
     expect(report.profileCount).toBe(2);
 
-    const reasons = report.skipped.map((s) => [path.basename(s.source).replace(/\d{4}-.*Z/, 'TIME'), s.reason]);
+    const reasons = report.skipped.map((s) => [path.basename(s.source).replace(/\d{4}-.*Z\.pid\d+/, 'TIME'), s.reason]);
     expect(reasons).toEqual(
       expect.arrayContaining([
         ['broken.pb.gz', expect.stringMatching(/^not a readable pprof profile/)],

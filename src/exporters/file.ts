@@ -3,7 +3,10 @@
  * Pyroscope still leaves recordings that `go tool pprof`, speedscope, Pyroscope's upload and this
  * package's `report` command can open.
  *
- *   <dir>/<appName>.<kind>.<window end, UTC>.pb.gz     e.g. greet.cpu.2026-11-26T07-00-00.123Z.pb.gz
+ *   <dir>/<appName>.<kind>.<window end, UTC>.pid<pid>.pb.gz   e.g. greet.cpu.2026-11-26T07-00-00.123Z.pid4711.pb.gz
+ *
+ * The pid tells apart the files of several processes writing to one folder (node:cluster
+ * workers); they share the folder's bounds. Names without it (written before 0.2) still read.
  *
  * The timestamp has no ':' (it works on every filesystem) and names sort by time. Files are
  * written under a temporary name and renamed, so a reader never sees half a file. The directory
@@ -57,9 +60,9 @@ export function fileTimestamp(ms: number): string {
 }
 
 /** The file name of one profile; `sequence` > 0 only when that name is already taken. */
-export function profileFileName(appName: string, kind: string, endMs: number, sequence = 0): string {
+export function profileFileName(appName: string, kind: string, endMs: number, sequence = 0, pid = process.pid): string {
   const seq = sequence > 0 ? `-${sequence}` : '';
-  return `${fileSafeAppName(appName)}.${kind}.${fileTimestamp(endMs)}${seq}${PROFILE_FILE_SUFFIX}`;
+  return `${fileSafeAppName(appName)}.${kind}.${fileTimestamp(endMs)}${seq}.pid${pid}${PROFILE_FILE_SUFFIX}`;
 }
 
 export interface ProfileFileName {
@@ -67,20 +70,22 @@ export interface ProfileFileName {
   kind: string;
   endMs: number;
   sequence: number;
+  /** the writing process, undefined in names written before it was part of them */
+  pid?: number;
 }
 
 // The app part is greedy: app names may contain '.', the kind and timestamp are matched from the end.
 const PROFILE_FILE_NAME =
-  /^(.+)\.([A-Za-z0-9_]+)\.(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})(\.\d{1,9})?Z(?:-(\d+))?\.pb\.gz$/;
+  /^(.+)\.([A-Za-z0-9_]+)\.(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})(\.\d{1,9})?Z(?:-(\d+))?(?:\.pid(\d+))?\.pb\.gz$/;
 
 /** Reads back a name written by `profileFileName`, or undefined for any other file. */
 export function parseProfileFileName(fileName: string): ProfileFileName | undefined {
   const m = PROFILE_FILE_NAME.exec(fileName);
   if (!m) return undefined;
-  const [, appName, kind, day, hh, mm, ss, fraction, seq] = m;
+  const [, appName, kind, day, hh, mm, ss, fraction, seq, pid] = m;
   const endMs = Date.parse(`${day}T${hh}:${mm}:${ss}${fraction ?? ''}Z`);
   if (Number.isNaN(endMs)) return undefined;
-  return { appName: appName!, kind: kind!, endMs, sequence: seq ? Number(seq) : 0 };
+  return { appName: appName!, kind: kind!, endMs, sequence: seq ? Number(seq) : 0, ...(pid === undefined ? {} : { pid: Number(pid) }) };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import {
   DEFAULT_MAX_LABELS_PER_SAMPLE,
   extendLabels,
   noDrops,
-  userLabelNameProblem,
+  runtimeLabelNameProblem,
   type LabelSetDrops,
 } from './label-set';
 import {
@@ -32,9 +32,11 @@ import {
 } from './propagation';
 import { RouteLabelCache, type RouteProfilingConfig } from './route-labels';
 import { sampleLabelsOf, SpanSampleContext, type SpanProfiles, type SpanProfileStats } from './spans';
+import { UpgradeSocketBindings, type LabelRunner } from './websocket';
 
 export type { LabelMode } from './propagation';
 export type { RouteProfilingConfig } from './route-labels';
+export { isWebSocketRoute } from './websocket';
 export { loadSpanProfiles, spanProfilesProcessor, SPAN_ID_LABEL, SPAN_NAME_LABEL, PROFILE_ID_ATTRIBUTE } from './spans';
 export type { SpanProfiles, SpanProfileStats } from './spans';
 export { OVERFLOW_VALUE } from './cardinality';
@@ -110,7 +112,7 @@ type DoneCallback = () => void;
  * long: those three sides share one propagator and one active flag, read on every request; each
  * member is short and the name check, route cache and cardinality cap are rooms of their own
  */
-export class RequestLabels {
+export class RequestLabels implements LabelRunner {
   private modeValue: LabelMode | undefined;
   private propagator: LabelPropagator | undefined;
   private activeValue = false;
@@ -119,6 +121,7 @@ export class RequestLabels {
   private readonly routes: RouteLabelCache;
   private readonly cap: LabelCardinalityCap;
   private readonly names = new LabelNameCheck();
+  private readonly upgradeSockets = new UpgradeSocketBindings(this);
 
   constructor(private readonly opts: LabelOptions) {
     this.maxLabels = opts.maxLabelsPerSample ?? DEFAULT_MAX_LABELS_PER_SAMPLE;
@@ -200,6 +203,32 @@ export class RequestLabels {
   };
 
   /**
+   * Route-level onRequest hook of websocket routes only (see websocket.ts): the upgraded socket's
+   * events, hence every message, run under this request's route labels, in this session and
+   * later ones, until the socket closes. Bound whether a session runs or not: connections live
+   * longer than sessions.
+   */
+  readonly onWebSocketRequest = (request: FastifyRequest, _reply: FastifyReply, done: DoneCallback): void => {
+    const socket = request.raw.socket;
+    if (request.headers.upgrade !== undefined && socket !== null && socket !== undefined) {
+      const labels = this.requestLabels(request);
+      if (labels !== undefined) this.upgradeSockets.bind(socket, labels);
+    }
+    done();
+  };
+
+  /** For the upgrade sockets: runs `fn` under a route label set (kept by the caller, so reused). */
+  run<T>(labels: Labels, fn: () => T): T {
+    const propagator = this.propagator;
+    return this.activeValue && propagator !== undefined ? propagator.run(labels, fn, true) : fn();
+  }
+
+  /** The plugin closes: upgrade sockets still open get their own emit back. */
+  releaseSockets(): void {
+    this.upgradeSockets.unbindAll();
+  }
+
+  /**
    * Fastify preHandler hook, added only when span profiles are possible: a second look for the
    * request's span when onRequest found none. Tracers that start their request span in an
    * onRequest hook registered after this plugin's (@fastify/otel registered later) have a span
@@ -231,7 +260,9 @@ export class RequestLabels {
    * outer labels apply again afterwards. Names are checked even when no session runs, so a bad
    * name fails in development rather than the day profiling switches on: InvalidLabelError.
    * Values are sanitized (forbidden characters replaced, cut to Pyroscope's limit); values
-   * that are not strings/numbers/booleans, or empty, are skipped and counted.
+   * that are not strings/numbers/booleans, or empty, are skipped and counted. `route` and
+   * `method` may be set too, for work the plugin cannot follow to its request (their value then
+   * replaces the request's inside `fn`; maxLabelValues caps them like any label).
    */
   withLabels<T>(labels: Record<string, string>, fn: () => T): T {
     this.names.assertValid(labels);
@@ -240,10 +271,10 @@ export class RequestLabels {
     const current = propagator.current();
     if (current instanceof SpanSampleContext) {
       // the request's span stays: only its label set is extended
-      const extended = extendLabels(current.labels, labels, this.maxLabels, this.drops);
+      const extended = extendLabels(current.labels, labels, this.maxLabels, this.drops, runtimeLabelNameProblem);
       return propagator.run(new SpanSampleContext(extended, current.root), fn);
     }
-    const merged = extendLabels(current, labels, this.maxLabels, this.drops);
+    const merged = extendLabels(current, labels, this.maxLabels, this.drops, runtimeLabelNameProblem);
     return propagator.run(merged, fn);
   }
 
@@ -282,7 +313,7 @@ class LabelNameCheck {
     }
     for (const name of Object.keys(labels)) {
       if (this.valid.has(name)) continue;
-      const problem = userLabelNameProblem(name);
+      const problem = runtimeLabelNameProblem(name);
       if (problem !== undefined) {
         throw new InvalidLabelError(`withLabels: label name ${JSON.stringify(name)} ${problem}`);
       }

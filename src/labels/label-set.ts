@@ -16,8 +16,10 @@ export const METHOD_LABEL = 'method';
 export const NOT_FOUND_ROUTE = '(not found)';
 
 /**
- * Label names the plugin sets itself. Users may not set them: a user `route` would compete with
- * the route pattern and make `route="..."` filters lie.
+ * Label names the plugin sets itself. Static labels (route config, options) may not set them: a
+ * static `route` would compete with the route pattern and make `route="..."` filters lie.
+ * `withLabels` may (see runtimeLabelNameProblem): code the plugin cannot follow to a request
+ * (a WebSocket library it does not know, a queue consumer) names its route itself.
  */
 export const BUILTIN_LABEL_NAMES: ReadonlySet<string> = new Set([ROUTE_LABEL, METHOD_LABEL]);
 
@@ -35,6 +37,15 @@ export const EMPTY_LABELS: Labels = Object.freeze({});
  */
 export function userLabelNameProblem(name: string): string | undefined {
   if (BUILTIN_LABEL_NAMES.has(name)) return 'is set by the plugin itself (turn it off with the labels option)';
+  return labelNameProblem(name);
+}
+
+/**
+ * Why `name` cannot be a `withLabels` label name, or undefined when it can: built-in names are
+ * allowed there (the value replaces the request's for that function; the cardinality cap of
+ * `maxLabelValues` applies to it as to every label).
+ */
+export function runtimeLabelNameProblem(name: string): string | undefined {
   return labelNameProblem(name);
 }
 
@@ -78,18 +89,20 @@ export function noDrops(): LabelSetDrops {
  * Builds one frozen label set: `base` first (its entries are trusted, already clean), then the
  * user's `extra` entries, each checked and sanitized. An extra entry with a name already in the
  * set replaces the value; a new name is added only while the set holds fewer than `maxLabels`.
- * Refused entries are tallied in `drops` (nothing is dropped silently).
+ * Refused entries are tallied in `drops` (nothing is dropped silently). `nameProblem` says which
+ * names are refused: static labels by default, runtimeLabelNameProblem for `withLabels`.
  */
 export function extendLabels(
   base: Labels | undefined,
   extra: Readonly<Record<string, unknown>>,
   maxLabels: number,
   drops: LabelSetDrops,
+  nameProblem: (name: string) => string | undefined = userLabelNameProblem,
 ): Labels {
   const out: Record<string, string> = base === undefined ? {} : { ...base };
   let count = base === undefined ? 0 : Object.keys(base).length;
   for (const name of Object.keys(extra)) {
-    if (userLabelNameProblem(name) !== undefined) {
+    if (nameProblem(name) !== undefined) {
       drops.invalidNames++;
       continue;
     }

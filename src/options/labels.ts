@@ -1,14 +1,17 @@
 /**
- * Options group: what a sample is labelled with. Static `tags` (on every series), the built-in
+ * Options group: what a sample is labelled with. Static `tags` (on every series) with the
+ * `instance` tag of this process (src/instance.ts), the built-in
  * route/method labels, the bound on distinct label values, span profiles; and the label budget
  * those leave per sample within Pyroscope's labels-per-series limit.
  */
 import { Type } from '@sinclair/typebox';
+import { defaultInstanceName, INSTANCE_TAG } from '../instance';
 import { MAX_SERIES_LABELS, SERVER_SERIES_LABELS, labelNameProblem, tagValueProblem } from '../pyroscope-rules';
 import { StringMap, integerIn, opt, type Given, type OptionProblems, type WithDefaults } from './checks';
 
 export const LabelsSchema = {
   tags: Type.Optional(opt(StringMap, 'an object of tag names to string values')),
+  instance: Type.Optional(opt(Type.Union([Type.String(), Type.Literal(false)]), 'a tag value naming this process (e.g. "web-1"), or false (no instance tag)')),
   labels: Type.Optional(
     opt(
       Type.Object({ route: Type.Optional(Type.Boolean()), method: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
@@ -27,6 +30,7 @@ export const LABELS_DEFAULTS = {
 export type LabelsInput = WithDefaults<Given<typeof LabelsSchema>, typeof LABELS_DEFAULTS>;
 
 export interface ResolvedLabels {
+  /** the user's tags, plus `instance` (src/instance.ts) unless turned off */
   tags: Record<string, string>;
   labels: { route: boolean; method: boolean };
   maxLabelValues: number;
@@ -47,7 +51,7 @@ const RESERVED_USER_LABELS = 4;
 
 export function resolveLabels(o: LabelsInput, problems: OptionProblems): ResolvedLabels {
   const { labels, spanProfiles } = o;
-  const tags = { ...(o.tags ?? {}) };
+  const tags = withInstanceTag(problems, { ...(o.tags ?? {}) }, o.instance);
   const tagNames = Object.keys(tags);
   checkTags(tags, labels, problems);
   return {
@@ -68,8 +72,8 @@ function checkTags(tags: Record<string, string>, labels: ResolvedLabels['labels'
   if (tagNames.length > maxTags) {
     problems.add(
       'tags',
-      `${tagNames.length} tags`,
-      `at most ${maxTags} tags: Pyroscope keeps ${MAX_SERIES_LABELS} labels per series, ${SERVER_SERIES_LABELS} are its own, ` +
+      `${tagNames.length} tags${INSTANCE_TAG in tags ? ` (with ${INSTANCE_TAG})` : ''}`,
+      `at most ${maxTags} tags, "${INSTANCE_TAG}" included (instance: false leaves it out): Pyroscope keeps ${MAX_SERIES_LABELS} labels per series, ${SERVER_SERIES_LABELS} are its own, ` +
         `${builtinLabels} are this plugin's route/method labels and ${RESERVED_USER_LABELS} are kept for route and withLabels labels`,
     );
   }
@@ -81,4 +85,20 @@ function checkTags(tags: Record<string, string>, labels: ResolvedLabels['labels'
     else if (labels.method && name === 'method') problems.add('tags', name, 'a tag name other than "method", which the plugin sets per request');
     else if (valueProblem) problems.add(`tags.${name}`, tags[name], `a tag value that ${valueProblem}`);
   }
+}
+
+/**
+ * The tags with `instance` added: the `instance` option's value, else the user's own
+ * `tags.instance`, else this process's default name; none with `instance: false`.
+ */
+function withInstanceTag(problems: OptionProblems, tags: Record<string, string>, instance: string | false | undefined): Record<string, string> {
+  if (instance === false) return tags;
+  if (instance === undefined) {
+    if (!(INSTANCE_TAG in tags)) tags[INSTANCE_TAG] = defaultInstanceName();
+    return tags;
+  }
+  const problem = tagValueProblem(instance);
+  if (problem !== undefined) problems.add('instance', instance, `a tag value that ${problem}, or false`);
+  else tags[INSTANCE_TAG] = instance;
+  return tags;
 }

@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { LogLimiter } from '../log-limiter';
 import type { MinimalLogger } from '../types';
+import { RuntimeSourceMaps, type RuntimeMapPayload } from './runtime-maps';
 import { mappable, mayDeclareSourceMap, type FrameQuery, type FrameSymbolizer, type OriginalFrame, type SourceMapStats } from './source-maps';
 import type { LookupRequest, WorkerMessage } from './source-map-worker';
 
@@ -49,6 +50,8 @@ export class SourceMapWorker implements FrameSymbolizer {
   private readonly waiting = new Map<number, (message: Extract<WorkerMessage, { kind: 'answer' }> | undefined) => void>();
   private readonly answers = new Map<string, OriginalFrame | null>();
   private readonly declarations = new MapDeclarations();
+  /** maps TypeScript runners keep in memory, for scripts that declare none on disk */
+  private readonly runtime: RuntimeSourceMaps;
   /** scripts asked about when a worker died: never asked again (their map may be what killed it) */
   private readonly suspects = new Set<string>();
   /** request id -> its scripts, until the worker answers it (even past the timeout) */
@@ -59,7 +62,9 @@ export class SourceMapWorker implements FrameSymbolizer {
   private closed = false;
   private readonly logLimiter = new LogLimiter();
 
-  constructor(private readonly options: SourceMapWorkerOptions) {}
+  constructor(private readonly options: SourceMapWorkerOptions) {
+    this.runtime = new RuntimeSourceMaps(options.logger);
+  }
 
   /** False when the worker's script is not there (the plugin runs from its TypeScript sources). */
   static available(): boolean {
@@ -67,7 +72,8 @@ export class SourceMapWorker implements FrameSymbolizer {
   }
 
   stats(): SourceMapStats {
-    return { ...this.workerStats, sourceMapErrors: this.workerStats.sourceMapErrors + this.workerFailures };
+    const errors = this.workerStats.sourceMapErrors + this.workerFailures + this.runtime.unmappedScripts;
+    return { ...this.workerStats, sourceMapErrors: errors };
   }
 
   async lookupAll(queries: readonly FrameQuery[]): Promise<(OriginalFrame | undefined)[]> {
@@ -75,8 +81,11 @@ export class SourceMapWorker implements FrameSymbolizer {
     const ask: FrameQuery[] = [];
     const askedAt: number[] = [];
     await this.declarations.lookAt(queries.map((q) => q.script));
+    // scripts without an annotation: the map a TypeScript runner keeps in memory, if any
+    const runtime = this.runtime.find(new Set(queries.map((q) => q.script).filter((s) => mappable(s) && this.declarations.declaresNone(s))));
     queries.forEach((q, i) => {
-      if (!mappable(q.script) || this.suspects.has(q.script) || !this.declarations.declares(q.script)) return;
+      if (!mappable(q.script) || this.suspects.has(q.script)) return;
+      if (!this.declarations.declares(q.script) && !runtime.maps.has(q.script)) return;
       const known = this.answers.get(answerKey(q));
       if (known !== undefined) results[i] = known ?? undefined;
       else {
@@ -85,7 +94,8 @@ export class SourceMapWorker implements FrameSymbolizer {
       }
     });
     if (ask.length === 0) return results;
-    const answer = await this.ask(ask);
+    const provided = new Map([...runtime.maps].filter(([script]) => ask.some((q) => q.script === script)));
+    const answer = await this.ask(ask, provided);
     if (answer === undefined) return results;
     this.workerStats = answer.stats;
     if (this.answers.size + ask.length > MAX_REMEMBERED_ANSWERS) this.answers.clear();
@@ -104,7 +114,7 @@ export class SourceMapWorker implements FrameSymbolizer {
     if (worker) await worker.terminate().catch(() => undefined);
   }
 
-  private async ask(queries: FrameQuery[]): Promise<Extract<WorkerMessage, { kind: 'answer' }> | undefined> {
+  private async ask(queries: FrameQuery[], provided: Map<string, RuntimeMapPayload>): Promise<Extract<WorkerMessage, { kind: 'answer' }> | undefined> {
     let worker = this.worker;
     if (worker === undefined) {
       worker = this.ensureWorker();
@@ -125,7 +135,7 @@ export class SourceMapWorker implements FrameSymbolizer {
         this.waiting.delete(id);
         resolve(message);
       });
-      worker.postMessage({ id, queries } satisfies LookupRequest);
+      worker.postMessage({ id, queries, ...(provided.size > 0 ? { provided } : {}) } satisfies LookupRequest);
     });
   }
 
@@ -190,6 +200,11 @@ class MapDeclarations {
 
   declares(script: string): boolean {
     return this.known.get(script) === true;
+  }
+
+  /** Looked at, and its last line declares no map. */
+  declaresNone(script: string): boolean {
+    return this.known.get(script) === false;
   }
 
   /** Reads the last line of the scripts not looked at yet (LOOKUP_CONCURRENCY at a time). */

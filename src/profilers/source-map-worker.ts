@@ -4,11 +4,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { MinimalLogger } from '../types';
+import type { RuntimeMapPayload } from './runtime-maps';
 import { SourceMaps, type FrameQuery } from './source-maps';
 
 export interface LookupRequest {
   id: number;
   queries: FrameQuery[];
+  /** maps the main thread's runtime holds for scripts without an annotation (runtime-maps.ts) */
+  provided?: Map<string, RuntimeMapPayload>;
 }
 
 export type WorkerMessage =
@@ -22,7 +25,7 @@ if (parentPort) {
   const options = (workerData ?? {}) as { maxCacheBytes?: number; maxMapBytes?: number };
   const maps = new SourceMaps({ logger, ...options });
   port.on('message', (request: LookupRequest) => {
-    void maps.lookupAll(request.queries).then((frames) => {
+    void maps.lookupAll(request.queries, request.provided ?? new Map()).then((frames) => {
       port.postMessage({ kind: 'answer', id: request.id, frames: frames.map((f) => f ?? null), stats: maps.stats() } satisfies WorkerMessage);
     });
   });

@@ -25,6 +25,7 @@ import { FlattenMap, LEAST_UPPER_BOUND, decodedMappings, originalPositionFor, tr
 import { LogLimiter } from '../log-limiter';
 import type { MinimalLogger } from '../types';
 import { isFilePath } from './paths';
+import type { RuntimeMapPayload, RuntimeSourceMaps } from './runtime-maps';
 
 /** A map (or an inline map's script) larger than this is skipped: 20 MB (about 140 MB once parsed). */
 export const MAX_MAP_BYTES = 20 * 1024 * 1024;
@@ -92,6 +93,8 @@ export interface SourceMapsOptions {
   logger: MinimalLogger;
   maxCacheBytes?: number;
   maxMapBytes?: number;
+  /** on the main thread: the maps TypeScript runners keep in memory (runtime-maps.ts) */
+  runtime?: RuntimeSourceMaps;
 }
 
 export class SourceMaps implements FrameSymbolizer {
@@ -106,6 +109,8 @@ export class SourceMaps implements FrameSymbolizer {
   private warned = 0;
   private readonly maxCacheBytes: number;
   private readonly maxMapBytes: number;
+  /** maps handed over for scripts without an annotation (RuntimeSourceMaps, from the main thread) */
+  private readonly provided = new Map<string, RuntimeMapPayload>();
 
   constructor(private readonly options: SourceMapsOptions) {
     this.maxCacheBytes = options.maxCacheBytes ?? DEFAULT_MAX_CACHE_BYTES;
@@ -113,11 +118,26 @@ export class SourceMaps implements FrameSymbolizer {
   }
 
   stats(): SourceMapStats {
-    return { sourceMapErrors: this.errors, sourceMapsCached: this.cache.size, sourceMapCacheBytes: this.cacheBytes };
+    const errors = this.errors + (this.options.runtime?.unmappedScripts ?? 0);
+    return { sourceMapErrors: errors, sourceMapsCached: this.cache.size, sourceMapCacheBytes: this.cacheBytes };
   }
 
-  async lookupAll(queries: readonly FrameQuery[]): Promise<(OriginalFrame | undefined)[]> {
-    await this.prepare(queries.map((q) => q.script));
+  /**
+   * `provided`: maps of scripts without an annotation, from the main thread's RuntimeSourceMaps
+   * (on the main thread, this asks its own). Scripts the runtime left for a later call are not
+   * loaded now (loading them without their map would mark them as having none).
+   */
+  async lookupAll(queries: readonly FrameQuery[], provided?: ReadonlyMap<string, RuntimeMapPayload>): Promise<(OriginalFrame | undefined)[]> {
+    let scripts = [...new Set(queries.map((q) => q.script))];
+    const runtime = this.options.runtime;
+    if (provided === undefined && runtime !== undefined) {
+      const found = runtime.find(scripts.filter((s) => mappable(s) && !this.cache.has(s) && !this.without.has(s)));
+      provided = found.maps;
+      scripts = scripts.filter((s) => !found.pending.has(s));
+    }
+    // kept until each script's load is done (the worker may run two lookups at once)
+    for (const [script, payload] of provided ?? []) if (!this.cache.has(script) && !this.without.has(script)) this.provided.set(script, payload);
+    await this.prepare(scripts);
     return queries.map((q) => this.lookup(q.script, q.line, q.column, q.name));
   }
 
@@ -160,13 +180,16 @@ export class SourceMaps implements FrameSymbolizer {
     if (pos.source === null) pos = originalPositionFor(map, { line, column: col0, bias: LEAST_UPPER_BOUND });
     if (pos.source === null) return undefined;
     if (loaded.missingSources.size > 0 && loaded.missingSources.has(pos.source)) return undefined;
-    return { file: pos.source, line: pos.line, name: originalName(map, line - 1, col0, compiledName) };
+    // tsx's and Node's maps name their sources as file: URLs; frames carry paths
+    const file = pos.source.startsWith('file:') ? fileUrlToPathSafe(pos.source) : pos.source;
+    return { file, line: pos.line, name: originalName(map, line - 1, col0, compiledName) };
   }
 
   private load(script: string): Promise<void> {
     let loading = this.loading.get(script);
     if (loading === undefined) {
-      loading = readMap(script, { maxMapBytes: this.maxMapBytes, maxCacheBytes: this.maxCacheBytes }, (reason) => this.problem(script, reason))
+      const limits = { maxMapBytes: this.maxMapBytes, maxCacheBytes: this.maxCacheBytes };
+      loading = readMap(script, limits, (reason) => this.problem(script, reason), this.provided.get(script))
         .then((loaded) => {
           if (loaded === undefined) this.remember(script);
           else this.store(script, loaded);
@@ -175,7 +198,10 @@ export class SourceMaps implements FrameSymbolizer {
           this.remember(script);
           this.problem(script, error instanceof Error ? error.message : String(error));
         })
-        .finally(() => this.loading.delete(script));
+        .finally(() => {
+          this.loading.delete(script);
+          this.provided.delete(script);
+        });
       this.loading.set(script, loading);
     }
     return loading;
@@ -209,13 +235,19 @@ export class SourceMaps implements FrameSymbolizer {
   }
 }
 
+interface MapLimits {
+  maxMapBytes: number;
+  maxCacheBytes: number;
+}
+
 /**
- * The parsed map of `script`; undefined when it declares none; throws when the one it declares
- * cannot be used. Sources it names that are missing (some, not all) go to `warn`.
+ * The parsed map of `script`; undefined when it declares none (and no runtime `provided` one);
+ * throws when the one it declares cannot be used. Sources it names that are missing (some, not
+ * all) go to `warn`.
  */
-async function readMap(script: string, limits: { maxMapBytes: number; maxCacheBytes: number }, warn: (reason: string) => void): Promise<LoadedMap | undefined> {
+async function readMap(script: string, limits: MapLimits, warn: (reason: string) => void, provided?: RuntimeMapPayload): Promise<LoadedMap | undefined> {
   const url = await readAnnotation(script, limits.maxMapBytes);
-  if (url === undefined) return undefined;
+  if (url === undefined) return provided === undefined ? undefined : parseMap(JSON.stringify(provided), script, limits, warn);
   let text: string;
   let mapPath: string;
   if (url.startsWith('data:')) {
@@ -229,6 +261,11 @@ async function readMap(script: string, limits: { maxMapBytes: number; maxCacheBy
     if (stat.size > limits.maxMapBytes) throw new Error(`its source map is ${mb(stat.size)} MB, more than the ${mb(limits.maxMapBytes)} MB read at most`);
     text = await fsp.readFile(mapPath, 'utf8');
   }
+  return parseMap(text, mapPath, limits, warn);
+}
+
+/** A map's text, parsed and checked (size, JSON, mappings, sources); throws when it cannot be used. */
+async function parseMap(text: string, mapPath: string, limits: MapLimits, warn: (reason: string) => void): Promise<LoadedMap> {
   if (text.length > limits.maxMapBytes) throw new Error(`its source map is ${mb(text.length)} MB, more than the ${mb(limits.maxMapBytes)} MB read at most`);
   if (text.length * HEAP_BYTES_PER_MAP_BYTE > limits.maxCacheBytes) {
     throw new Error(`its parsed source map (about ${mb(text.length * HEAP_BYTES_PER_MAP_BYTE)} MB) would not fit the ${mb(limits.maxCacheBytes)} MB cache`);
@@ -372,6 +409,14 @@ function decodeDataUrl(url: string): string {
   const payload = url.slice(comma + 1);
   if (!/^application\/json\b/i.test(meta) && meta !== '' && !meta.startsWith(';')) throw new Error(`its inline source map has type "${meta}", not application/json`);
   return meta.split(';').includes('base64') ? Buffer.from(payload, 'base64').toString('utf8') : decodeURIComponentSafe(payload);
+}
+
+function fileUrlToPathSafe(url: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch {
+    return url;
+  }
 }
 
 function decodeURIComponentSafe(text: string): string {
