@@ -176,6 +176,7 @@ async function createParts(options: ResolvedOptions, logger: MinimalLogger): Pro
     maxLabelValues: options.maxLabelValues,
     maxLabelsPerSample: options.maxLabelsPerSample,
     spans,
+    info: (fields, message) => logger.info(fields, message),
   });
   const usage = new CpuUsageMeter();
   await usage.init();
