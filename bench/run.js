@@ -126,12 +126,12 @@ const appName = (config) => `bench-${config}`;
  * Configurations measured in a phase: the six always, the sample-rate rows on /orders, extras.
  * No-load and light-load phases (report.isWindowedShape): the baseline, the engine floor, the
  * plugin continuous and, with no load, installed idle; under light load `starting` (installed
- * idle, a session started halfway through every slice) instead.
+ * idle, a session started halfway through every slice) instead; and the BENCH_EXTRA diagnosis ones.
  */
 function configsFor(route, shape) {
   if (report.isWindowedShape(shape)) {
     const wanted = ['baseline', 'engine', 'continuous', shape === 'idle' ? 'idle' : 'starting'];
-    return wanted.filter((c) => c === 'starting' || BASE_CONFIGS.includes(c));
+    return [...wanted.filter((c) => c === 'starting' || BASE_CONFIGS.includes(c)), ...EXTRA];
   }
   const rates = route === 'orders' && PLAN.rateShapes.includes(shape) ? PLAN.rates.map((hz) => `continuous-${hz}hz`) : [];
   return [...BASE_CONFIGS, ...rates, ...EXTRA];

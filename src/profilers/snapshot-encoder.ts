@@ -8,6 +8,12 @@
  * and reads fields in any order, so the upload decodes to what a fresh encoding gives); only the
  * gzip runs again (on libuv's pool). Nothing is skipped or dropped.
  *
+ * How often it helps, measured on Node 24 (bench/window-cost.js, bench/heap-window-cost.js): 11 of
+ * 30 idle windows at uploadRate 1s, 1 of 6 at 15s, 0 of 6 with a 100 MB AST live. The heap sampler
+ * also sees the objects a window's own work allocates (the engine's profile objects, buffers) as
+ * live until the next GC, so a snapshot rarely repeats exactly; when it does, a window saves the
+ * rewrite and the encoding (3.4 ms of the main thread with that AST live).
+ *
  * A rewrite that is not final (a source-map lookup timed out: those frames go compiled this time
  * only, FrameRewriter.rewrite) is not kept, so the next window maps them.
  */
