@@ -77,7 +77,7 @@ async function main() {
   );
   for (const [label, xs] of Object.entries(spent)) {
     const total = xs.reduce((a, b) => a + b, 0);
-    console.log(`  ${label.padEnd(30)} ${String(xs.length).padStart(3)} calls, median ${median(xs).toFixed(2)} ms, ${(total / seconds).toFixed(3)} ms/s`);
+    console.log(`  ${label.padEnd(30)} ${String(xs.length).padStart(3)} calls, median ${median(xs).toFixed(2)} ms, largest ${Math.max(...xs).toFixed(2)} ms, ${(total / seconds).toFixed(3)} ms/s`);
   }
   console.log(`  heap windows that reused the previous encoding: ${(heapEncoder ? heapEncoder.reused : 0) - reusedBefore}`);
   await app.close();
