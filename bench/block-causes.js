@@ -10,7 +10,7 @@
  *   e.g. node bench/block-causes.js 5 default='{}' nomaps='{"sourceMaps":false}' baseline=baseline
  *   BLOCK_PIN=1: each server pinned to core 1 (taskset), as bench/run.js places them
  *
- * A variant whose value is `baseline` runs the baseline server (no profiler). `@path` runs another
+ * A variant whose value is `baseline` runs the baseline server (no profiler), `engine` the engine floor. `@path` runs another
  * build's server.js (an older commit's worktree, with this server.js copied next to its dist/).
  */
 const { spawn } = require('node:child_process');
@@ -23,7 +23,8 @@ const [rounds, ...specs] = process.argv.slice(2);
 const variants = specs.map((spec) => {
   const [name, rest] = spec.split(/=(.*)/s);
   const [options, serverJs] = rest.split('@');
-  return { name, baseline: options === 'baseline', options, serverJs: serverJs || path.join(__dirname, 'server.js') };
+  const config = options === 'baseline' || options === 'engine' ? options : 'continuous';
+  return { name, config, options, serverJs: serverJs || path.join(__dirname, 'server.js') };
 });
 
 function nextMessage(child, what) {
@@ -47,8 +48,8 @@ async function load(port, url, amount) {
 }
 
 async function once(variant, ctx) {
-  const config = variant.baseline ? 'baseline' : 'continuous';
-  const env = { ...process.env, BENCH_SERVER_PRELOAD: '', BENCH_PLUGIN_OPTIONS: variant.baseline ? '' : variant.options };
+  const config = variant.config;
+  const env = { ...process.env, BENCH_SERVER_PRELOAD: '', BENCH_PLUGIN_OPTIONS: config === 'continuous' ? variant.options : '' };
   // BLOCK_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR': flags for the servers' node
   const nodeArgs = (process.env.BLOCK_NODE_ARGS || '').split(' ').filter(Boolean);
   const args = [...nodeArgs, variant.serverJs, config, ctx.ingestUrl, ctx.routesJs, '2s'];
@@ -83,7 +84,7 @@ async function main() {
         const x = await once(v, ctx);
         results[v.name].push(x);
         console.log(`round ${r + 1} ${v.name.padEnd(12)} start ${x.startCpu.toFixed(1)} ms CPU, flush ${x.flushCpu.toFixed(1)} ms CPU (${x.flushWall.toFixed(1)} wall; longest GC ${x.gcMs.toFixed(1)} ms), RSS ${x.rssMB.toFixed(1)} MB`);
-        ingest.take(`bench-${v.baseline ? 'baseline' : 'continuous'}`);
+        ingest.take(`bench-${v.config}`);
       }
     }
   } finally {

@@ -13,6 +13,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const stats = require('./stats');
+const windowed = require('./windowed-report');
 
 const CONFIGS = [
   { key: 'baseline', label: 'baseline (no profiling)' },
@@ -22,6 +23,8 @@ const CONFIGS = [
   { key: 'idle', label: 'this plugin, installed idle' },
   { key: 'pyroscope', label: '@pyroscope/nodejs 0.6.4 + setLabels' },
 ];
+/** Configurations of the no-load / light-load phases only. */
+const WINDOWED_LABELS = { starting: 'this plugin, installed idle, a session started halfway through each slice' };
 const EXTRA_LABELS = {
   disabled: 'x. this plugin, enabled: false (diagnosis)',
   'large-graph': 'x. baseline + require(\'typescript\') (control)',
@@ -40,7 +43,7 @@ function configLabel(key) {
   if (known) return known.label;
   const rate = /^continuous-(\d+)hz$/.exec(key);
   if (rate) return `this plugin, continuous, sampleRate ${rate[1]} Hz`;
-  return EXTRA_LABELS[key] || key;
+  return EXTRA_LABELS[key] || WINDOWED_LABELS[key] || key;
 }
 
 /** Issue 15's targets; `own` = (plugin - engine floor) / baseline, per round. */
@@ -74,6 +77,8 @@ function analyzePhase(phase) {
     label: configLabel(key),
     cpuPerRequest: median(r[key]),
     ratio: key === 'baseline' ? undefined : stats.pairedRatio(r[key], base),
+    // CPU added per second of load, ms/s (the sample-rate rows' second unit)
+    addedMsPerS: key === 'baseline' || !phase.busy ? undefined : scaledBy(stats.pairedDifference(phase.busy[key], phase.busy.baseline), 1000),
   }));
   const pair = (a, b) => (has(a) && has(b) ? stats.pairedRatio(r[a], r[b]) : undefined);
   const own = has('continuous') && has('engine')
@@ -114,6 +119,10 @@ function analyzePhase(phase) {
   };
 }
 
+function scaledBy(i, k) {
+  return { ...i, estimate: i.estimate * k, low: i.low * k, high: i.high * k };
+}
+
 function minShare(accuracy) {
   if (!accuracy || !accuracy.routes) return NaN;
   return Math.min(...Object.values(accuracy.routes).map((x) => x.share));
@@ -121,10 +130,17 @@ function minShare(accuracy) {
 
 /** Everything the tables show, from a run (bench/run.js's `run` object or a saved JSON). */
 function analyze(run) {
-  const phases = run.phases.map(analyzePhase);
+  const phases = perRequestPhases(run).map(analyzePhase);
+  const noAndLight = run.phases.filter((p) => windowed.isWindowedShape(p.shape)).map(windowed.analyzeWindowed);
   const anyServers = run.phases.find((p) => p.servers && p.servers.continuous);
   const labelMode = anyServers && anyServers.servers.continuous.profiler ? anyServers.servers.continuous.profiler.labelMode : undefined;
-  return { phases, labelMode, targets: evaluateTargets(run, phases, labelMode) };
+  const targets = [...evaluateTargets(run, phases, labelMode), ...windowed.windowedTargets(noAndLight, labelMode, { fmtRatio, fmtShare })];
+  return { phases, windowed: noAndLight, labelMode, targets };
+}
+
+/** The phases measured per request in turns (saturating, paced); no-load and light-load ones are windowed-report.js's. */
+function perRequestPhases(run) {
+  return run.phases.filter((p) => !windowed.isWindowedShape(p.shape));
 }
 
 function evaluateTargets(run, phases, labelMode) {
@@ -239,11 +255,15 @@ function sampleRateTable(phases) {
   const keys = orders[0].rows.map((r) => r.key).filter((k) => k === 'engine' || k === 'continuous' || /^continuous-\d+hz$/.test(k));
   const hz = (k) => (k === 'continuous' || k === 'engine' ? 100 : Number(/(\d+)hz/.exec(k)[1]));
   keys.sort((a, b) => hz(a) - hz(b) || (a === 'engine' ? -1 : 1));
+  const added = (i) => (i && Number.isFinite(i.estimate) ? `${signed(i.estimate, 2)} [${signed(i.low, 2)}, ${signed(i.high, 2)}]` : 'n/a');
   return table(
-    ['sample rate', ...orders.map((p) => `${p.label}: ratio to baseline`)],
+    ['sample rate', ...orders.flatMap((p) => [`${p.label}: ratio to baseline`, 'added CPU, ms/s'])],
     keys.map((k) => [
       k === 'engine' ? 'engine floor, 100 Hz (reference)' : `this plugin, ${hz(k)} Hz${k === 'continuous' ? ' (default)' : ''}`,
-      ...orders.map((p) => fmtRatio(p.rows.find((r) => r.key === k).ratio)),
+      ...orders.flatMap((p) => {
+        const row = p.rows.find((r) => r.key === k);
+        return [fmtRatio(row.ratio), added(row.addedMsPerS)];
+      }),
     ]),
   );
 }
@@ -366,7 +386,8 @@ function markdownSection(run, analysis) {
     '',
     ...(rate ? ['Sample rate (this plugin, continuous, on the realistic route):', '', rate, ''] : []),
     ...diagnosisTables(analysis.phases),
-    ...analysis.phases.flatMap((p, i) => [phaseLine(run, p, run.phases[i]), '', phaseTable(p), '']),
+    ...windowed.windowedTables(analysis.windowed || [], { table, configLabel, fmtRatio, fmtShare }),
+    ...analysis.phases.flatMap((p, i) => [phaseLine(run, p, perRequestPhases(run)[i]), '', phaseTable(p), '']),
     sideTable(run),
     '',
     sanityLine(run, analysis.labelMode),
@@ -448,7 +469,7 @@ function writeOverheadTable(file, tableText) {
   fs.writeFileSync(file, `${text.slice(0, startLineEnd)}${tableText}\n${text.slice(until)}`);
 }
 
-module.exports = { writeOverheadTable, overheadTable: readmeTable, CONFIGS, TARGETS, configLabel, median, durationMs, analyze, markdownSection, readmeTable, writeResults, table, fmtRatio };
+module.exports = { isWindowedShape: windowed.isWindowedShape, lightShare: windowed.lightShare, writeOverheadTable, overheadTable: readmeTable, CONFIGS, TARGETS, configLabel, median, durationMs, analyze, markdownSection, readmeTable, writeResults, table, fmtRatio };
 
 if (require.main === module) {
   const args = process.argv.slice(2);

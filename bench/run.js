@@ -9,7 +9,9 @@
  *    shape (saturating: 50 connections, closed loop; paced: open loop at the rate
  *    that keeps the baseline's core about half busy) rounds of slices: each server in turn, order
  *    turning each round, gets the same number of requests; its CPU time over its own slice /
- *    requests served = CPU per request.
+ *    requests served = CPU per request. No load (`idle`) and light loads (`light2`, `light10`:
+ *    2 % and 10 % of a core on /orders): every server at once over window-long slices
+ *    (windowedRound), CPU in ms per second and every request's latency (p50 / p99 / p99.9 / max).
  * 2. Flush probe: per configuration, the longest block while idle across one upload (median of 3).
  * 3. Label accuracy: test/fixtures/accuracy-workload.js, ours vs @pyroscope/nodejs's setLabels.
  * 4. bench/report.js: per phase, each configuration's ratio to the baseline with a 95 % bootstrap
@@ -24,7 +26,9 @@
  *   BENCH_ROUNDS=N       rounds of every phase (default: see PHASES)
  *   BENCH_SLICE_S=S      seconds of load per slice (default 2)
  *   BENCH_UPLOAD_RATE=T  uploadRate of every profiler (default 15s, the plugin's default)
- *   BENCH_PHASES=LIST    e.g. orders:saturating,orders:paced,hello:saturating,hello:paced,ping:saturating
+ *   BENCH_PHASES=LIST    e.g. orders:saturating,orders:paced,orders:idle,orders:light10,hello:saturating,ping:saturating
+ *                        (idle: no load; lightNN: paced at NN % of a core; both in window-long slices,
+ *                        every server at once, reported as CPU ms per second and request latency)
  *   BENCH_RATES=LIST     sample-rate rows on /orders, Hz (default 19,49,99; empty: none)
  *   BENCH_RATE_SHAPES=L  the /orders load shapes that measure them (default paced; paced,saturating)
  *   BENCH_PACED_SHARE=X  paced load as a share of one core of the baseline (default 0.5)
@@ -52,6 +56,7 @@ const path = require('node:path');
 const { compileGreetHandlers } = require('./greet');
 const { IngestStandIn } = require('./ingest');
 const report = require('./report');
+const stats = require('./stats');
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const numberFromEnv = (name, fallback) => (process.env[name] !== undefined && process.env[name] !== '' ? Number(process.env[name]) : fallback);
@@ -67,14 +72,14 @@ const ROUTES = {
  * Default phases and their rounds: most rounds where the questions are (the realistic route,
  * the comparison with @pyroscope/nodejs), about 10-12 minutes in all on this machine.
  */
-const DEFAULT_PHASES = 'orders:saturating:12,orders:paced:10,hello:saturating:8,hello:paced:4,ping:saturating:4';
+const DEFAULT_PHASES = 'orders:saturating:12,orders:paced:10,orders:idle:4,orders:light2:3,orders:light10:4,hello:saturating:8,hello:paced:4,ping:saturating:4';
 
 function parsePhases() {
   const text = process.env.BENCH_PHASES || DEFAULT_PHASES;
   return text.split(',').filter(Boolean).map((item) => {
     const [route, shape, rounds] = item.split(':');
-    if (!ROUTES[route] || !['saturating', 'paced'].includes(shape)) {
-      throw new Error(`BENCH_PHASES: ${JSON.stringify(item)} is not ROUTE:SHAPE[:ROUNDS] with ROUTE one of ${Object.keys(ROUTES).join(', ')} and SHAPE saturating or paced`);
+    if (!ROUTES[route] || !(['saturating', 'paced'].includes(shape) || report.isWindowedShape(shape))) {
+      throw new Error(`BENCH_PHASES: ${JSON.stringify(item)} is not ROUTE:SHAPE[:ROUNDS] with ROUTE one of ${Object.keys(ROUTES).join(', ')} and SHAPE saturating, paced, idle or lightNN (NN % of a core)`);
     }
     const fallback = Number(rounds) || 8;
     return { route, shape, rounds: QUICK ? 2 : numberFromEnv('BENCH_ROUNDS', fallback) };
@@ -117,8 +122,17 @@ const SKIP = (process.env.BENCH_SKIP || '').split(',').filter(Boolean);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const appName = (config) => `bench-${config}`;
 
-/** Configurations measured in a phase: the six always, the sample-rate rows on /orders, extras. */
+/**
+ * Configurations measured in a phase: the six always, the sample-rate rows on /orders, extras.
+ * No-load and light-load phases (report.isWindowedShape): the baseline, the engine floor, the
+ * plugin continuous and, with no load, installed idle; under light load `starting` (installed
+ * idle, a session started halfway through every slice) instead; and the BENCH_EXTRA diagnosis ones.
+ */
 function configsFor(route, shape) {
+  if (report.isWindowedShape(shape)) {
+    const wanted = ['baseline', 'engine', 'continuous', shape === 'idle' ? 'idle' : 'starting'];
+    return [...wanted.filter((c) => c === 'starting' || BASE_CONFIGS.includes(c)), ...EXTRA];
+  }
   const rates = route === 'orders' && PLAN.rateShapes.includes(shape) ? PLAN.rates.map((hz) => `continuous-${hz}hz`) : [];
   return [...BASE_CONFIGS, ...rates, ...EXTRA];
 }
@@ -235,9 +249,9 @@ function saturate(port, url, amount) {
   return drive(port, url, { amount, rate: Infinity, connections: PLAN.connections });
 }
 
-/** Paced: `amount` requests at `rate` per second (see drive()). */
-function paced(port, url, rate, amount) {
-  return drive(port, url, { amount, rate, connections: MAX_PACED_CONNECTIONS });
+/** Paced: `amount` requests at `rate` per second (see drive()); `record`: keep every request's latency. */
+function paced(port, url, rate, amount, record = false) {
+  return drive(port, url, { amount, rate, connections: MAX_PACED_CONNECTIONS, record });
 }
 
 const STATUS_LINE = Buffer.from('HTTP/1.1 ');
@@ -249,22 +263,26 @@ const MAX_PACED_CONNECTIONS = 64;
  * at once, which makes it closed loop over `connections`), one request in flight per keep-alive
  * connection (a due request waits for a free connection when all are busy). autocannon's
  * `overallRate` is not used for pacing: it sends each connection's quota at the start of every
- * second, a burst that saturates the server for part of each second. Node's own HTTP client is
+ * second, a burst that saturates the server for part of each second. A request's latency runs from
+ * when it was due (not when a connection was free for it: no coordinated omission) to its status
+ * line. Node's own HTTP client is
  * not used either: at the ~20,000 requests per second that half a core of `/hello` takes, it
  * could not keep the pace from one core. This client writes one prepared request and counts
  * responses by their status lines (a native byte search; our servers' bodies never contain one).
  */
-function drive(port, url, { amount, rate, connections }) {
+function drive(port, url, { amount, rate, connections, record = false }) {
   const request = Buffer.from(`GET ${url} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const sockets = [];
     const free = [];
     let issued = 0;
-    let waiting = 0;
+    // due times of requests waiting for a free connection (latency counts from when a request was due)
+    const waiting = [];
     let answered = 0;
     let failed = 0;
     let latencySum = 0;
+    const latencies = record ? new Float64Array(amount) : undefined;
     let settled = false;
     const timer = setTimeout(() => settle(new Error(`load on ${url}: ${answered + failed} of ${amount} responses after ${MESSAGE_TIMEOUT_MS} ms`)), MESSAGE_TIMEOUT_MS);
     const settle = (error) => {
@@ -274,10 +292,10 @@ function drive(port, url, { amount, rate, connections }) {
       for (const socket of sockets) socket.destroy();
       if (error) reject(error);
       else if (failed > amount / 100) reject(new Error(`load on ${url}: ${failed} of ${amount} requests failed (not 2xx)`));
-      else resolve({ served: answered, wallMs: performance.now() - started, latencyMeanMs: latencySum / Math.max(1, answered) });
+      else resolve({ served: answered, wallMs: performance.now() - started, latencyMeanMs: latencySum / Math.max(1, answered), latencies: latencies && latencies.subarray(0, answered) });
     };
-    const send = (socket) => {
-      socket.sentAt = performance.now();
+    const send = (socket, dueAt = performance.now()) => {
+      socket.sentAt = dueAt;
       socket.write(request);
     };
     const open = () => {
@@ -289,13 +307,13 @@ function drive(port, url, { amount, rate, connections }) {
         for (let at = data.indexOf(STATUS_LINE); at !== -1; at = data.indexOf(STATUS_LINE, at + STATUS_LINE.length)) {
           // '2' of a 2xx status (a status digit cut off by the chunk's end counts as answered)
           if (data[at + STATUS_LINE.length] === undefined || data[at + STATUS_LINE.length] === 0x32) {
+            const latency = performance.now() - socket.sentAt;
+            if (latencies) latencies[answered] = latency;
             answered++;
-            latencySum += performance.now() - socket.sentAt;
+            latencySum += latency;
           } else failed++;
-          if (waiting > 0) {
-            waiting--;
-            send(socket);
-          } else free.push(socket);
+          if (waiting.length > 0) send(socket, waiting.shift());
+          else free.push(socket);
         }
         // a status line split between two chunks is found in the next one
         tail = data.subarray(Math.max(0, data.length - STATUS_LINE.length + 1));
@@ -313,7 +331,7 @@ function drive(port, url, { amount, rate, connections }) {
       for (; issued < due; issued++) {
         if (free.length > 0) send(free.pop());
         else if (sockets.length < connections) send(open());
-        else waiting++;
+        else waiting.push(performance.now());
       }
       if (issued < amount) setTimeout(tick, 1);
     };
@@ -349,13 +367,13 @@ const round50 = (x) => Math.max(50, Math.round(x / 50) * 50);
  * goes up by 20 % at most: a trial reading "not busy enough" is more likely a core shared with
  * other work than requests costing less than under saturation.
  */
-async function pacedRate(server, route, { cpuPerRequest }) {
+async function pacedRate(server, route, { cpuPerRequest }, share = PLAN.pacedShare) {
   const [, high] = route.bounds;
-  const first = (PLAN.pacedShare * 1e6) / cpuPerRequest;
+  const first = (share * 1e6) / cpuPerRequest;
   const trialBefore = await server.cpuMicros();
   const trial = await paced(server.port, route.url, first, round50(first * PLAN.sliceSeconds));
   const trialBusy = ((await server.cpuMicros()) - trialBefore) / 1000 / trial.wallMs;
-  const rate = Math.max(10, Math.round(first * Math.min(1.2, Math.max(0.5, PLAN.pacedShare / trialBusy))));
+  const rate = Math.max(10, Math.round(first * Math.min(1.2, Math.max(0.5, share / trialBusy))));
   return { rate, amount: round50(Math.min(high, rate * PLAN.sliceSeconds)), firstRate: Math.round(first), trialBusy };
 }
 
@@ -386,6 +404,41 @@ async function oneRound(servers, route, shape, calibration, round) {
   return { perRequest, busy, rate };
 }
 
+/**
+ * One round of a no-load or light-load phase (issue 19): every server at once over one slice as
+ * long as a window (uploadRate: each slice holds one window cut of every profiled server, where
+ * shorter slices would hold one in some rounds and none in others), all paced at the same rate
+ * (light) or left alone (idle), each by its own load generator. The `starting` server gets a
+ * session started halfway through and stopped after the slice. All servers saw the same machine
+ * in a round, so the paired differences cancel what moved it. Every request's latency is kept.
+ */
+async function windowedRound(servers, route, rate) {
+  const sliceMs = report.durationMs(PLAN.uploadRate);
+  await sleep(Math.random() * PLAN.maxGapMs);
+  const before = await Promise.all(servers.map((s) => s.cpuMicros()));
+  const started = performance.now();
+  const starting = servers.find((s) => s.config === 'starting');
+  let startAnswer;
+  const startTimer = starting && setTimeout(() => (startAnswer = starting.ask('session-start')), sliceMs / 2);
+  const amount = Math.max(1, Math.round((rate * sliceMs) / 1000));
+  const loads = await Promise.all(servers.map((s) => (rate > 0 ? paced(s.port, route.url, rate, amount, true) : sleep(sliceMs).then(() => undefined))));
+  const wallMs = performance.now() - started;
+  clearTimeout(startTimer);
+  await startAnswer;
+  const after = await Promise.all(servers.map((s) => s.cpuMicros()));
+  if (starting) await starting.ask('session-stop');
+  const out = { perRequest: {}, busy: {}, rate: {}, latency: {} };
+  servers.forEach((s, i) => {
+    const cpu = after[i] - before[i];
+    const load = loads[i];
+    out.busy[s.config] = cpu / 1000 / wallMs;
+    out.perRequest[s.config] = load ? cpu / load.served : NaN;
+    out.rate[s.config] = load ? load.served / (wallMs / 1000) : 0;
+    out.latency[s.config] = load ? stats.latencyPercentiles(load.latencies) : undefined;
+  });
+  return out;
+}
+
 /** A route's servers up at once; its shapes' rounds in turn; then each server's side figures. */
 async function routePhases(routeKey, shapes, ctx) {
   const route = ROUTES[routeKey];
@@ -408,13 +461,21 @@ async function routePhases(routeKey, shapes, ctx) {
       const measured = configsFor(routeKey, shape);
       const inPhase = servers.filter((s) => measured.includes(s.config));
       if (shape === 'paced') calibration.paced = await pacedRate(servers[0], route, saturated);
-      const size = shape === 'paced' ? `${calibration.paced.amount} requests at ${calibration.paced.rate}/s` : `${calibration.saturating} requests, 50 connections`;
+      const lightShare = report.lightShare(shape);
+      if (lightShare > 0) calibration.light = await pacedRate(servers[0], route, saturated, lightShare);
+      const size = shape === 'paced'
+        ? `${calibration.paced.amount} requests at ${calibration.paced.rate}/s`
+        : report.isWindowedShape(shape)
+          ? `all at once, ${lightShare > 0 ? `${calibration.light.rate} req/s each` : 'no load'}, slices of ${PLAN.uploadRate}`
+          : `${calibration.saturating} requests, 50 connections`;
       console.log(`bench: ${route.label} ${shape}: ${roundCount} rounds of ${inPhase.length} servers, ${size} per slice`);
       const rounds = [];
       for (let round = 0; round < roundCount; round++) {
-        const r = await oneRound(inPhase, route, shape, calibration, round);
+        const r = report.isWindowedShape(shape)
+          ? await windowedRound(inPhase, route, lightShare > 0 ? calibration.light.rate : 0)
+          : await oneRound(inPhase, route, shape, calibration, round);
         rounds.push(r);
-        console.log(`  round ${round + 1}: ${inPhase.map((s) => `${s.config} ${r.perRequest[s.config].toFixed(1)}`).join(', ')} µs/req`);
+        console.log(`  round ${round + 1}: ${inPhase.map((s) => (report.isWindowedShape(shape) ? `${s.config} ${(r.busy[s.config] * 1000).toFixed(2)} ms/s` : `${s.config} ${r.perRequest[s.config].toFixed(1)} µs/req`)).join(', ')}`);
       }
       if (shape === 'saturating') {
         saturated = { cpuPerRequest: report.median(rounds.map((r) => r.perRequest.baseline)), throughput: report.median(rounds.map((r) => r.rate.baseline)) };
@@ -429,6 +490,7 @@ async function routePhases(routeKey, shapes, ctx) {
         rounds: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.perRequest[c])])),
         busy: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.busy[c])])),
         achievedRate: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.rate[c])])),
+        ...(rounds[0] && rounds[0].latency ? { latency: Object.fromEntries(measured.map((c) => [c, rounds.map((r) => r.latency[c])])) } : {}),
         seconds: (Date.now() - startedAt) / 1000,
       });
     }

@@ -15,6 +15,7 @@
  *   load-end    -> ... until now
  *   stats       -> event-loop delay p99/max of each load slice, peak RSS, profiler stats
  *   watch {ms}  -> the longest block over the next `ms` (bench/block-watch.js)
+ *   session-start / session-stop -> app.profiler.start() / stop() (the `starting` configuration)
  *   close       -> app.close() (profilers upload their last window), then the process exits
  */
 const { monitorEventLoopDelay } = require('node:perf_hooks');
@@ -106,6 +107,12 @@ const CONFIGURE = {
   // 1000 ‰ (one busy core) is the highest threshold the options allow and a saturating load can
   // reach it: checks are pushed past the run, so no session starts (the runner verifies it).
   async idle(app) {
+    await app.register(require('../dist'), { appName, serverAddress: ingestUrl, cpuThreshold: 1000, checkInterval: '1h', uploadRate });
+  },
+
+  // `idle`, in the light-load phases: the runner starts a session halfway through each slice
+  // (session-start) and stops it after (session-stop), the latency a threshold session's start adds
+  async starting(app) {
     await app.register(require('../dist'), { appName, serverAddress: ingestUrl, cpuThreshold: 1000, checkInterval: '1h', uploadRate });
   },
 
@@ -356,6 +363,11 @@ const HANDLERS = {
     profiler: profilerStats(app),
     engineFloor: engineFloorStats,
   }),
+  'session-start': (app) => ({ started: app.profiler.start({ reason: 'bench: light-load phase' }) }),
+  'session-stop': async (app) => {
+    await app.profiler.stop();
+    return {};
+  },
   watch: (_app, msg) => {
     const watch = new BlockWatch();
     return new Promise((resolve) => setTimeout(() => resolve(watch.stop()), msg.ms));

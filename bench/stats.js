@@ -161,8 +161,21 @@ function checkAtMost(interval, limit) {
   return 'undecided';
 }
 
+/**
+ * Request latencies (ms) of one slice as p50 / p99 / p99.9 / max: nearest-rank percentiles (the
+ * smallest latency with at least that share of the requests at or under it), so p99.9 of 10,000
+ * requests is the 10th slowest. Undefined without a latency.
+ */
+function latencyPercentiles(values) {
+  const v = Float64Array.from(finite(values)).sort();
+  if (v.length === 0) return undefined;
+  const rank = (q) => v[Math.min(v.length - 1, Math.max(0, Math.ceil(q * v.length) - 1))];
+  return { p50: rank(0.5), p99: rank(0.99), p999: rank(0.999), max: v[v.length - 1], n: v.length };
+}
+
 module.exports = {
   DEFAULTS,
+  latencyPercentiles,
   widening,
   mulberry32,
   mean,

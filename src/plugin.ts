@@ -158,7 +158,6 @@ interface Parts {
   labelsWanted: boolean;
   labels: RequestLabels;
   spans?: SpanProfiles;
-  usage: CpuUsageMeter;
   exporters: Exporter[];
   sourceMaps?: FrameSymbolizer;
   controller: ProfilingController;
@@ -176,6 +175,7 @@ async function createParts(options: ResolvedOptions, logger: MinimalLogger): Pro
     maxLabelValues: options.maxLabelValues,
     maxLabelsPerSample: options.maxLabelsPerSample,
     spans,
+    info: (fields, message) => logger.info(fields, message),
   });
   const usage = new CpuUsageMeter();
   await usage.init();
@@ -205,7 +205,7 @@ async function createParts(options: ResolvedOptions, logger: MinimalLogger): Pro
   });
   const controller = new ProfilingController({ options, triggers, profiler, exporters, logger });
   const pull = new PullMode({ engine, endpoints: options.pprofEndpoints, sampleRate: options.sampleRate, logger, frames });
-  return { labelsWanted, labels, spans, usage, exporters, sourceMaps, controller, pull };
+  return { labelsWanted, labels, spans, exporters, sourceMaps, controller, pull };
 }
 
 function createDecorator({ controller, labels, spans, exporters, sourceMaps, pull }: Parts): ProfilerDecorator {
@@ -243,7 +243,7 @@ function createDecorator({ controller, labels, spans, exporters, sourceMaps, pul
 }
 
 function addHooks(app: FastifyInstance, parts: Parts, options: ResolvedOptions, releaseSlot: () => void): void {
-  const { labelsWanted, labels, spans, usage, sourceMaps, controller, pull } = parts;
+  const { labelsWanted, labels, spans, sourceMaps, controller, pull } = parts;
   if (labelsWanted) app.addHook('onRequest', labels.onRequest);
   pull.registerRoutes(app);
   // The second look for a span (see onPreHandler) is needed only when a tracer provider is
@@ -279,7 +279,6 @@ function addHooks(app: FastifyInstance, parts: Parts, options: ResolvedOptions, 
       await pull.close(options.flushTimeout); // a no-op after preClose
       await controller.close();
     } finally {
-      usage.close();
       labels.releaseSockets();
       await sourceMaps?.close();
       releaseSlot();

@@ -177,3 +177,60 @@ describe('the overhead table of docs/overhead.md', () => {
     expect(page).toContain('<!-- overhead-table:end -->');
   });
 });
+
+describe('bench report: no load and light load (issue 19)', () => {
+  const latency = (p99: number, max: number) => ({ p50: 1, p99, p999: p99 + 1, max, n: 1000 });
+  /** busy = share of a core per round (ms/ms); the machine moves every configuration alike */
+  const busySeries = (msPerS: number) => Array.from({ length: ROUNDS }, (_, i) => (msPerS / 1000) * (1 + 0.05 * Math.sin(i)));
+  function windowedPhase(shape: string, msPerS: Record<string, number>, extra: { perRequest?: Record<string, number>; latency?: Record<string, [number, number]> } = {}) {
+    const configs = Object.keys(msPerS);
+    return {
+      route: 'orders',
+      url: '/orders',
+      label: '/orders',
+      shape,
+      configs,
+      calibration: { saturating: 1000, light: { rate: 100, amount: 1500 } },
+      rounds: Object.fromEntries(configs.map((c) => [c, extra.perRequest ? series(extra.perRequest[c]) : new Array(ROUNDS).fill(NaN)])),
+      busy: Object.fromEntries(configs.map((c) => [c, busySeries(msPerS[c])])),
+      ...(extra.latency ? { latency: Object.fromEntries(configs.map((c) => [c, Array.from({ length: ROUNDS }, (_, i) => latency(extra.latency![c][0] * (1 + 0.01 * Math.cos(i)), extra.latency![c][1]))])) } : {}),
+      seconds: 60,
+      servers: Object.fromEntries(configs.map((c) => [c, server('cped')])),
+    };
+  }
+  function windowedRun(ownIdleMs: number, lightOwn: number, p99Plugin: number) {
+    const base = run('cped', { baseline: 1, engine: 1.01, continuous: 1.02 }, { baseline: 1, engine: 1, continuous: 1 });
+    base.phases.push(
+      windowedPhase('idle', { baseline: 0.03, engine: 4, continuous: 4 + ownIdleMs, idle: 0.05 }) as never,
+      windowedPhase('light10', { baseline: 100, engine: 104, continuous: 104 + 10 * lightOwn * 100, starting: 106 }, {
+        perRequest: { baseline: 1, engine: 1.04, continuous: 1.04 + lightOwn, starting: 1.06 },
+        latency: { baseline: [5, 8], engine: [5, 20], continuous: [5 * p99Plugin, 18], starting: [5, 98] },
+      }) as never,
+    );
+    return base;
+  }
+
+  test('own idle CPU, own cost at 10 % of a core and p99 are judged on their intervals; per-request tables leave these phases out', () => {
+    const good = report.analyze(windowedRun(0.2, 0.01, 1.01));
+    expect(verdictOf(good, 'no load: plugin\'s own CPU over the engine floor <= 0.5 ms/s')).toBe('pass');
+    expect(verdictOf(good, 'paced at 10 % of a core: plugin\'s own cost <= 3 % of the request (cped labels)')).toBe('pass');
+    expect(verdictOf(good, 'paced at 10 % of a core: p99 within 5 % of no profiling')).toBe('pass');
+    expect(good.phases.map((p) => p.id)).toEqual(['orders:saturating', 'hello:saturating']);
+
+    const bad = report.analyze(windowedRun(1.5, 0.08, 1.3));
+    expect(verdictOf(bad, 'no load: plugin\'s own CPU')).toBe('fail');
+    expect(verdictOf(bad, 'plugin\'s own cost <= 3 %')).toBe('fail');
+    expect(verdictOf(bad, 'p99 within 5 %')).toBe('fail');
+  });
+
+  test('the section shows CPU in ms/s with the own part, latency percentiles and what a flush and a session start add', () => {
+    const r = windowedRun(0.2, 0.01, 1.01);
+    const section = report.markdownSection(r, report.analyze(r));
+    // own part at no load: 0.2 ms/s over the engine floor's 4 ms/s
+    expect(section).toMatch(/\/orders, no load \(10 rounds\) \| engine floor [^|]* \| 4\.04 \|/);
+    expect(section).toMatch(/\| \/orders, no load \| \*\*plugin's own part \(continuous - engine floor\)\*\* \| {2}\| \*\*\+0\.20 \[/);
+    expect(section).toMatch(/\| \/orders, paced at 10 % of a core \| this plugin, installed idle, a session started halfway through each slice \| 1\.00 \| 5\.00 \| 6\.00 \| 98\.0 \|/);
+    // max - max, median over rounds: a flush 18 - 8, a session start 98 - 8
+    expect(section).toContain('the slowest request of a slice with a flush +10.0 ms over no profiling\'s, of a slice with a session start +90.0 ms');
+  });
+});

@@ -27,6 +27,7 @@ interface Stats {
   pairedShare(a: number[], b: number[], base: number[], o?: BootstrapOptions): Interval;
   compare(i: Interval | undefined, reference?: number): string;
   checkAtMost(i: Interval | undefined, limit: number): string;
+  latencyPercentiles(v: ArrayLike<number>): { p50: number; p99: number; p999: number; max: number; n: number } | undefined;
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const stats = require('../bench/stats') as Stats;
@@ -216,5 +217,22 @@ describe('bench statistics', () => {
     expect(stats.compare(at(1.01, 1.02))).toBe('higher');
     expect(stats.compare(at(0.9, 0.99))).toBe('lower');
     expect(stats.compare(at(0.9, 0.99), 0.95)).toBe('indistinguishable');
+  });
+});
+
+describe('request latency percentiles (issue 19)', () => {
+  test('nearest rank: p99.9 of 10,000 requests is the 10th slowest; NaN ignored; nothing gives undefined', () => {
+    // 1..10000 ms, shuffled: the percentiles do not depend on the order requests were answered in
+    const latencies = Float64Array.from({ length: 10_000 }, (_, i) => ((i * 7919) % 10_000) + 1);
+    expect(stats.latencyPercentiles(latencies)).toEqual({ p50: 5000, p99: 9900, p999: 9990, max: 10_000, n: 10_000 });
+    expect(stats.latencyPercentiles([3, NaN, 1, 2])).toEqual({ p50: 2, p99: 3, p999: 3, max: 3, n: 3 });
+    expect(stats.latencyPercentiles([7])).toEqual({ p50: 7, p99: 7, p999: 7, max: 7, n: 1 });
+    expect(stats.latencyPercentiles([])).toBeUndefined();
+  });
+
+  test('one 40 ms stall among 10,000 fast requests shows in max only, not in p99', () => {
+    const latencies = new Array(10_000).fill(2);
+    latencies[5000] = 40;
+    expect(stats.latencyPercentiles(latencies)).toMatchObject({ p99: 2, p999: 2, max: 40 });
   });
 });

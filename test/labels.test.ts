@@ -18,6 +18,7 @@ import {
   NOT_FOUND_ROUTE,
   OVERFLOW_VALUE,
   RequestLabels,
+  labelModeHint,
   routeProfilingConfigProblem,
   validateStaticLabels,
   type LabelMode,
@@ -146,6 +147,21 @@ describe('RequestLabels options and detection', () => {
     expect(labels.timeProfilerOptions()).toEqual({ withContexts: true, useCPED: expected === 'cped' });
     // Node 20 has no AsyncContextFrame; 22 only with a flag; 24 and later by default.
     expect(expected).toBe(expectedLabelMode());
+  });
+
+  test('names the flag for the cheaper mode once, at the first activation, on Node 22.7+ in async-hooks mode only', () => {
+    expect(labelModeHint('async-hooks', '22.12.0')).toContain('--experimental-async-context-frame');
+    for (const [mode, version] of [['async-hooks', '20.19.0'], ['async-hooks', '22.6.0'], ['cped', '22.12.0'], ['async-hooks', '24.1.0']] as const) {
+      expect(labelModeHint(mode, version)).toBeUndefined();
+    }
+    const said: Array<{ fields: Record<string, unknown>; message: string }> = [];
+    const labels = new RequestLabels({ ...DEFAULTS, forceMode: 'async-hooks', nodeVersion: '22.12.0', info: (fields, message) => said.push({ fields, message }) });
+    expect(said).toEqual([]);
+    for (let session = 0; session < 2; session++) {
+      startProfiler(labels);
+      stopProfiler(labels);
+    }
+    expect(said).toEqual([{ fields: { labelMode: 'async-hooks', node: '22.12.0' }, message: labelModeHint('async-hooks', '22.12.0') }]);
   });
 });
 

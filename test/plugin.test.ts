@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { time } from '@datadog/pprof';
 import profilingPlugin, { ProfilerAlreadyActiveError, ProfilingOptionError } from '../src';
+import { expectedLabelMode, NODE_MAJOR } from './helpers/node-line';
 
 interface LogLine {
   level: number;
@@ -129,6 +130,29 @@ describe('sessions through the decorator', () => {
     expect(app.profiler.state).toBe('profiling');
     expect(lines.find((l) => l.msg.includes('session started'))?.reason).toBe('cpuThreshold is 0 (continuous)');
     await app.close();
+  });
+
+  test('on Node 22 in async-hooks mode, says once (info) that --experimental-async-context-frame gives the cheaper mode', async () => {
+    const { app, lines } = appWithLogs();
+    await app.register(profilingPlugin, { ...valid, cpuThreshold: 999 });
+    await app.ready();
+    const beforeSessions = lines.length;
+    for (let session = 0; session < 2; session++) {
+      expect(app.profiler.start()).toBe(true);
+      await app.profiler.stop();
+    }
+    await app.close();
+    const hints = lines.filter((l) => l.msg.includes('--experimental-async-context-frame'));
+    if (NODE_MAJOR === 22 && expectedLabelMode() === 'async-hooks') {
+      expect(hints).toHaveLength(1);
+      expect(hints[0]).toMatchObject({ level: 30, labelMode: 'async-hooks', node: process.versions.node });
+      expect(hints[0].msg).toContain('cheaper CPED mode');
+      // said as the first session started (labels activate before its "session started" line), not at registration
+      expect(lines.indexOf(hints[0])).toBeGreaterThanOrEqual(beforeSessions);
+      expect(lines.indexOf(hints[0])).toBeLessThan(lines.findIndex((l) => l.msg.includes('session started')));
+    } else {
+      expect(hints).toEqual([]);
+    }
   });
 });
 

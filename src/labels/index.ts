@@ -75,6 +75,10 @@ export interface LabelOptions {
   engine?: ContextEngine;
   /** OpenTelemetry span profiles, when the option allows them and the API loaded */
   spans?: SpanProfiles;
+  /** told once, at the first activation, when a cheaper label mode is a flag away (labelModeHint) */
+  info?: (fields: Record<string, unknown>, message: string) => void;
+  /** the Node.js version the hint is about (tests); default process.versions.node */
+  nodeVersion?: string;
 }
 
 export interface LabelStats {
@@ -103,6 +107,18 @@ export class InvalidLabelError extends TypeError {
 /** Known-good names from withLabels calls, so repeated calls skip the regex; bounded. */
 const MAX_REMEMBERED_NAMES = 1024;
 
+/**
+ * On Node 22 without --experimental-async-context-frame labels take the async-hooks mode, which
+ * costs more per request than CPED (issue 19: the plugin's own part on `/orders` +7.3 % on Node 22
+ * against +2.3-2.7 % with CPED on Node 24/26, bench/RESULTS.md); the flag exists from Node 22.7.
+ * Node 20 has no such flag, 24 and later use CPED by default: nothing to say there.
+ */
+export function labelModeHint(mode: LabelMode, nodeVersion: string): string | undefined {
+  const [major, minor] = nodeVersion.split('.').map(Number);
+  if (mode !== 'async-hooks' || major !== 22 || minor < 7) return undefined;
+  return 'continuous profiling: route labels use async hooks on this Node 22 (the plugin\'s own cost on a realistic route +7 % of a request\'s CPU in the bench, against +2-3 % with CPED on Node 24/26); start Node with --experimental-async-context-frame for the cheaper CPED mode';
+}
+
 type GenerateLabelsArgs = { node: unknown; context?: { context?: object } };
 type DoneCallback = () => void;
 
@@ -122,6 +138,7 @@ export class RequestLabels implements LabelRunner {
   private readonly cap: LabelCardinalityCap;
   private readonly names = new LabelNameCheck();
   private readonly upgradeSockets = new UpgradeSocketBindings(this);
+  private hinted = false;
 
   constructor(private readonly opts: LabelOptions) {
     this.maxLabels = opts.maxLabelsPerSample ?? DEFAULT_MAX_LABELS_PER_SAMPLE;
@@ -161,6 +178,11 @@ export class RequestLabels implements LabelRunner {
     this.cap.resetWindow();
     this.opts.spans?.activate();
     this.activeValue = true;
+    if (!this.hinted) {
+      this.hinted = true;
+      const hint = labelModeHint(this.detectMode(), this.opts.nodeVersion ?? process.versions.node);
+      if (hint !== undefined) this.opts.info?.({ labelMode: this.modeValue, node: this.opts.nodeVersion ?? process.versions.node }, hint);
+    }
   }
 
   /** Right before time.stop(false): no engine call happens after this returns. */

@@ -11,7 +11,7 @@
 import { Function as PprofFunction, Label, Line, Location, Mapping, Profile, StringTable, ValueType } from 'pprof-format';
 import { Interned } from './interned';
 import type { PathCleaner } from './paths';
-import { mappable, type FrameQuery, type FrameSymbolizer } from './source-maps';
+import { mappable, type FrameQuery, type FrameSymbolizer, type LookupOutcome } from './source-maps';
 
 /** The engine's serializer tag for frames it could not map; it is what makes it keep the column. */
 const ENGINE_MISSING_MAP_COMMENT = 'dd:has-missing-map-files';
@@ -50,12 +50,17 @@ export class FrameRewriter {
     return this.sourceMaps !== undefined;
   }
 
-  /** Rewrites the frames of `profile` in place (new Location/Function arrays and string table). */
-  async rewrite(profile: Profile): Promise<void> {
+  /**
+   * Rewrites the frames of `profile` in place (new Location/Function arrays and string table).
+   * Resolves true when the result is final (the same input gives the same output later), false
+   * when some frames stayed compiled for now only (a source-map lookup timed out).
+   */
+  async rewrite(profile: Profile): Promise<boolean> {
     const strings = profile.stringTable.strings;
     const { frames, queries, queryOfLine } = this.compiledFrames(profile);
+    const outcome: LookupOutcome = { complete: true };
     if (this.sourceMaps !== undefined && queries.length > 0) {
-      const originals = await this.sourceMaps.lookupAll(queries);
+      const originals = await this.sourceMaps.lookupAll(queries, outcome);
       for (const [line, index] of queryOfLine) {
         const original = originals[index];
         const compiled = frames.get(line);
@@ -67,6 +72,7 @@ export class FrameRewriter {
     const table = new StringTable();
     this.rebuildLocations(profile, frames, table);
     remapStrings(profile, strings, table);
+    return outcome.complete;
   }
 
   /** Every line's frame as compiled, and the distinct (script, line, column) lookups for the source maps. */

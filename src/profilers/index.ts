@@ -2,7 +2,7 @@
  * One profiling session's samplers: the time profiler (CPU and/or wall) and the heap sampler,
  * started and stopped together; each window is captured synchronously (a few ms), then
  * encoded and gzipped off the hot moment (pprof-format yields between sections, gzip runs on
- * libuv's thread pool).
+ * libuv's thread pool); an unchanged heap snapshot reuses the previous encoding (snapshot-encoder.ts).
  */
 import type { EncodedProfile } from '../types';
 import type { Profile } from 'pprof-format';
@@ -11,6 +11,7 @@ import { FrameRewriter } from './frames';
 import { HeapProfiler } from './heap';
 import { mergeProfiles } from './merge';
 import { SharedEngine, TimeShare } from './shared-engine';
+import { SnapshotEncoder } from './snapshot-encoder';
 import { TimeProfiler, type SampleLabeler, type TimeKinds, type WindowProfile } from './time';
 import { hasSamples } from './transform';
 
@@ -82,6 +83,8 @@ export class EngineProfiler implements SessionProfiler {
   private sessionHeap = false;
   /** open() holds the heap sampler until close() */
   private heapOpen = false;
+  /** heap windows: an unchanged snapshot is not rewritten and encoded again (snapshot-encoder.ts) */
+  private readonly heapEncoder: SnapshotEncoder;
 
   constructor(private readonly options: EngineProfilerOptions) {
     this.engine =
@@ -94,6 +97,12 @@ export class EngineProfiler implements SessionProfiler {
         labeler: options.labeler,
         frameColumns: options.frames?.wantsColumns ?? false,
       });
+    this.heapEncoder = new SnapshotEncoder(options.frames);
+  }
+
+  /** heap windows that sent the previous window's encoding again (the heap had not changed) */
+  get heapWindowsReused(): number {
+    return this.heapEncoder.reused;
   }
 
   open(): void {
@@ -149,7 +158,7 @@ export class EngineProfiler implements SessionProfiler {
     await yieldToEventLoop();
     const heapProfiles = this.heapSnapshot();
     await yieldToEventLoop();
-    const encoded = await encodeWindow([...timeProfiles, ...heapProfiles], window, this.options.frames);
+    const encoded = await this.encodeWindow([...timeProfiles, ...heapProfiles], window);
     return samplerRestarted ? { ...encoded, samplerRestarted } : encoded;
   }
 
@@ -168,7 +177,22 @@ export class EngineProfiler implements SessionProfiler {
       // the sampler open() holds keeps running after the session (the engine counts holders)
       this.releaseSessionHeap();
     }
-    return encodeWindow([...this.timeViews(pieces), ...heapProfiles], window, this.options.frames);
+    return this.encodeWindow([...this.timeViews(pieces), ...heapProfiles], window);
+  }
+
+  private async encodeWindow(captured: WindowProfile[], window: Window): Promise<CollectedWindow> {
+    const profiles: EncodedProfile[] = [];
+    let foldedSamples = 0;
+    const durationMs = window.endMs - window.startMs;
+    for (const { kind, profile, foldedSamples: folded } of captured) {
+      const body =
+        kind === 'heap'
+          ? await this.heapEncoder.encode(profile, window.startMs, durationMs)
+          : await encodeProfile(profile, window.startMs, durationMs, this.options.frames);
+      profiles.push({ kind, body, startMs: window.startMs, endMs: window.endMs, sampleCount: profile.sample.length });
+      foldedSamples += folded;
+    }
+    return { profiles, foldedSamples };
   }
 
   private leaveTime(): Profile[] {
@@ -197,15 +221,4 @@ export class EngineProfiler implements SessionProfiler {
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-async function encodeWindow(captured: WindowProfile[], window: Window, frames: FrameRewriter | undefined): Promise<CollectedWindow> {
-  const profiles: EncodedProfile[] = [];
-  let foldedSamples = 0;
-  for (const { kind, profile, foldedSamples: folded } of captured) {
-    const body = await encodeProfile(profile, window.startMs, window.endMs - window.startMs, frames);
-    profiles.push({ kind, body, startMs: window.startMs, endMs: window.endMs, sampleCount: profile.sample.length });
-    foldedSamples += folded;
-  }
-  return { profiles, foldedSamples };
 }

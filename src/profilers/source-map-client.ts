@@ -22,7 +22,7 @@ import { Worker } from 'node:worker_threads';
 import { LogLimiter } from '../log-limiter';
 import type { MinimalLogger } from '../types';
 import { RuntimeSourceMaps, type RuntimeMapPayload } from './runtime-maps';
-import { mappable, mayDeclareSourceMap, type FrameQuery, type FrameSymbolizer, type OriginalFrame, type SourceMapStats } from './source-maps';
+import { mappable, mayDeclareSourceMap, type FrameQuery, type FrameSymbolizer, type LookupOutcome, type OriginalFrame, type SourceMapStats } from './source-maps';
 import type { LookupRequest, WorkerMessage } from './source-map-worker';
 
 const WORKER_FILE = path.join(__dirname, 'source-map-worker.js');
@@ -76,13 +76,15 @@ export class SourceMapWorker implements FrameSymbolizer {
     return { ...this.workerStats, sourceMapErrors: errors };
   }
 
-  async lookupAll(queries: readonly FrameQuery[]): Promise<(OriginalFrame | undefined)[]> {
+  async lookupAll(queries: readonly FrameQuery[], outcome?: LookupOutcome): Promise<(OriginalFrame | undefined)[]> {
     const results: (OriginalFrame | undefined)[] = new Array(queries.length);
     const ask: FrameQuery[] = [];
     const askedAt: number[] = [];
     await this.declarations.lookAt(queries.map((q) => q.script));
     // scripts without an annotation: the map a TypeScript runner keeps in memory, if any
     const runtime = this.runtime.find(new Set(queries.map((q) => q.script).filter((s) => mappable(s) && this.declarations.declaresNone(s))));
+    // a runtime map not there yet: those frames go compiled this time only
+    if (runtime.pending.size > 0 && outcome) outcome.complete = false;
     queries.forEach((q, i) => {
       if (!mappable(q.script) || this.suspects.has(q.script)) return;
       if (!this.declarations.declares(q.script) && !runtime.maps.has(q.script)) return;
@@ -96,7 +98,11 @@ export class SourceMapWorker implements FrameSymbolizer {
     if (ask.length === 0) return results;
     const provided = new Map([...runtime.maps].filter(([script]) => ask.some((q) => q.script === script)));
     const answer = await this.ask(ask, provided);
-    if (answer === undefined) return results;
+    if (answer === undefined) {
+      // timed out, or no worker: these frames go as compiled this time only
+      if (outcome) outcome.complete = false;
+      return results;
+    }
     this.workerStats = answer.stats;
     if (this.answers.size + ask.length > MAX_REMEMBERED_ANSWERS) this.answers.clear();
     answer.frames.forEach((frame, j) => {

@@ -25,7 +25,7 @@ if (parentPort) {
   const options = (workerData ?? {}) as { maxCacheBytes?: number; maxMapBytes?: number };
   const maps = new SourceMaps({ logger, ...options });
   port.on('message', (request: LookupRequest) => {
-    void maps.lookupAll(request.queries, request.provided ?? new Map()).then((frames) => {
+    void maps.lookupWith(request.queries, request.provided ?? new Map()).then((frames) => {
       port.postMessage({ kind: 'answer', id: request.id, frames: frames.map((f) => f ?? null), stats: maps.stats() } satisfies WorkerMessage);
     });
   });

@@ -81,10 +81,20 @@ export interface FrameQuery {
   name: string;
 }
 
+/** Set by lookupAll: false when some answers may change in a later window. */
+export interface LookupOutcome {
+  complete: boolean;
+}
+
 /** What FrameRewriter asks: SourceMaps here, or SourceMapWorker (the same, on a worker thread). */
 export interface FrameSymbolizer {
-  /** The original frame of each query (undefined: stays compiled), in order. Never rejects. */
-  lookupAll(queries: readonly FrameQuery[]): Promise<(OriginalFrame | undefined)[]>;
+  /**
+   * The original frame of each query (undefined: stays compiled), in order. Never rejects.
+   * `outcome.complete` is set to false when some answers are only for now (the lookup timed out or
+   * the worker failed: a later window gets them), so a caller that keeps the result (a cached
+   * heap window, snapshot-encoder.ts) knows to ask again.
+   */
+  lookupAll(queries: readonly FrameQuery[], outcome?: LookupOutcome): Promise<(OriginalFrame | undefined)[]>;
   stats(): SourceMapStats;
   close(): Promise<void>;
 }
@@ -122,18 +132,24 @@ export class SourceMaps implements FrameSymbolizer {
     return { sourceMapErrors: errors, sourceMapsCached: this.cache.size, sourceMapCacheBytes: this.cacheBytes };
   }
 
+  async lookupAll(queries: readonly FrameQuery[], outcome?: LookupOutcome): Promise<(OriginalFrame | undefined)[]> {
+    return this.lookupWith(queries, undefined, outcome);
+  }
+
   /**
-   * `provided`: maps of scripts without an annotation, from the main thread's RuntimeSourceMaps
-   * (on the main thread, this asks its own). Scripts the runtime left for a later call are not
-   * loaded now (loading them without their map would mark them as having none).
+   * lookupAll with `provided`: maps of scripts without an annotation, from the main thread's
+   * RuntimeSourceMaps (the worker's call; on the main thread, this asks its own). Scripts the
+   * runtime left for a later call are not loaded now (loading them without their map would mark
+   * them as having none): the outcome is then not complete.
    */
-  async lookupAll(queries: readonly FrameQuery[], provided?: ReadonlyMap<string, RuntimeMapPayload>): Promise<(OriginalFrame | undefined)[]> {
+  async lookupWith(queries: readonly FrameQuery[], provided?: ReadonlyMap<string, RuntimeMapPayload>, outcome?: LookupOutcome): Promise<(OriginalFrame | undefined)[]> {
     let scripts = [...new Set(queries.map((q) => q.script))];
     const runtime = this.options.runtime;
     if (provided === undefined && runtime !== undefined) {
       const found = runtime.find(scripts.filter((s) => mappable(s) && !this.cache.has(s) && !this.without.has(s)));
       provided = found.maps;
       scripts = scripts.filter((s) => !found.pending.has(s));
+      if (found.pending.size > 0 && outcome) outcome.complete = false;
     }
     // kept until each script's load is done (the worker may run two lookups at once)
     for (const [script, payload] of provided ?? []) if (!this.cache.has(script) && !this.without.has(script)) this.provided.set(script, payload);
