@@ -44,6 +44,18 @@ export interface SourceMapWorkerOptions {
   workerHeapMb?: number;
 }
 
+/** The worker thread, unref'd (it never keeps the process alive), with its heap capped. */
+function startWorkerThread(options: SourceMapWorkerOptions): Worker {
+  const worker = new Worker(options.workerFile ?? WORKER_FILE, {
+    workerData: { maxCacheBytes: options.maxCacheBytes, maxMapBytes: options.maxMapBytes },
+    resourceLimits: { maxOldGenerationSizeMb: options.workerHeapMb ?? WORKER_HEAP_MB },
+    stdout: false,
+    stderr: false,
+  });
+  worker.unref();
+  return worker;
+}
+
 export class SourceMapWorker implements FrameSymbolizer {
   private worker?: Worker;
   private nextId = 1;
@@ -150,13 +162,7 @@ export class SourceMapWorker implements FrameSymbolizer {
     if (this.worker) return this.worker;
     if (this.failedAt !== undefined && Date.now() - this.failedAt < RETRY_AFTER_FAILURE_MS) return undefined;
     try {
-      const worker = new Worker(this.options.workerFile ?? WORKER_FILE, {
-        workerData: { maxCacheBytes: this.options.maxCacheBytes, maxMapBytes: this.options.maxMapBytes },
-        resourceLimits: { maxOldGenerationSizeMb: this.options.workerHeapMb ?? WORKER_HEAP_MB },
-        stdout: false,
-        stderr: false,
-      });
-      worker.unref();
+      const worker = startWorkerThread(this.options);
       worker.on('message', (message: WorkerMessage) => this.onMessage(message));
       worker.on('error', (error) => this.onFailure(worker, error));
       worker.on('exit', (code) => {
