@@ -403,7 +403,7 @@ function markdownSection(run, analysis) {
 }
 
 /** The overhead table of docs/overhead.md, one column per Node version run. */
-function readmeTable(runs) {
+function overheadTable(runs) {
   const sorted = [...runs].sort((a, b) => a.run.env.nodeMajor - b.run.env.nodeMajor || String(a.run.env.tag || '').localeCompare(String(b.run.env.tag || '')));
   const phase = (a, id) => a.phases.find((p) => p.id === id);
   const cell = (id, f) => sorted.map(({ analysis }) => {
@@ -469,7 +469,7 @@ function writeOverheadTable(file, tableText) {
   fs.writeFileSync(file, `${text.slice(0, startLineEnd)}${tableText}\n${text.slice(until)}`);
 }
 
-module.exports = { isWindowedShape: windowed.isWindowedShape, lightShare: windowed.lightShare, writeOverheadTable, overheadTable: readmeTable, CONFIGS, TARGETS, configLabel, median, durationMs, analyze, markdownSection, readmeTable, writeResults, table, fmtRatio };
+module.exports = { isWindowedShape: windowed.isWindowedShape, lightShare: windowed.lightShare, writeOverheadTable, overheadTable, CONFIGS, TARGETS, configLabel, median, durationMs, analyze, markdownSection, writeResults, table, fmtRatio };
 
 if (require.main === module) {
   const args = process.argv.slice(2);
@@ -481,7 +481,7 @@ if (require.main === module) {
       process.exitCode = 1;
     } else {
       const runs = files.map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))).map((run) => ({ run, analysis: analyze(run) }));
-      writeOverheadTable(OVERHEAD_DOC, readmeTable(runs));
+      writeOverheadTable(OVERHEAD_DOC, overheadTable(runs));
       console.log(`wrote the overhead table of ${path.relative(process.cwd(), OVERHEAD_DOC)} from ${files.length} runs`);
     }
   } else if (args[0]) {

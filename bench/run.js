@@ -622,7 +622,7 @@ async function main() {
     const section = report.markdownSection(run, analysis);
     console.log(`\n${section}\n`);
     console.log(`README column for Node ${nodeMajor} (all columns: node bench/report.js --readme):\n`);
-    console.log(`${report.readmeTable([{ run, analysis }])}\n`);
+    console.log(`${report.overheadTable([{ run, analysis }])}\n`);
     // only a full run replaces a Node version's section and file; a partial or quick one only if asked
     const partial = QUICK || Boolean(process.env.BENCH_PHASES || process.env.BENCH_SKIP || process.env.BENCH_PRELOAD || process.env.BENCH_CONFIGS || process.env.BENCH_EXTRA);
     const write = !partial || process.env.BENCH_WRITE === '1';

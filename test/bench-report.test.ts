@@ -2,6 +2,10 @@
  * bench/report.js: issue 15's targets judged on the intervals, on a synthetic run (no server, no
  * timing: the figures are made up so each verdict is known in advance).
  */
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 interface Verdict {
   target: string;
   measured: string;
@@ -15,7 +19,7 @@ interface Analysis {
 interface Report {
   analyze(run: unknown): Analysis;
   markdownSection(run: unknown, analysis: Analysis): string;
-  readmeTable(runs: { run: unknown; analysis: Analysis }[]): string;
+  overheadTable(runs: { run: unknown; analysis: Analysis }[]): string;
   writeOverheadTable(file: string, table: string): void;
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -87,7 +91,7 @@ describe('bench report: targets on intervals', () => {
     const section = report.markdownSection(r, a);
     expect(section).toContain('## Node v24.0.0');
     expect(section).toContain('indistinguishable'); // the A/A and idle rows
-    expect(report.readmeTable([{ run: r, analysis: a }])).toContain('Node 24 (cped)');
+    expect(report.overheadTable([{ run: r, analysis: a }])).toContain('Node 24 (cped)');
   });
 
   test('slower than @pyroscope/nodejs beyond the noise fails; an idle plugin costing 5 % fails', () => {
@@ -153,13 +157,6 @@ describe('bench report: diagnosis runs (npm run bench:diagnosis)', () => {
 });
 
 describe('the overhead table of docs/overhead.md', () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const fs = require('node:fs') as typeof import('node:fs');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { join } = require('node:path') as typeof import('node:path');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { tmpdir } = require('node:os') as typeof import('node:os');
-
   test('is written between its markers, the rest of the page kept; a page without markers is an error naming them', () => {
     const dir = fs.mkdtempSync(join(tmpdir(), 'overhead-doc-'));
     const file = join(dir, 'overhead.md');
