@@ -153,7 +153,8 @@ it('every upload is within what Pyroscope accepts', () => {
     expect(profile.sample.length).toBeLessThanOrEqual(MAX_SAMPLES_PER_PROFILE);
     for (const type of sampleTypeNames(profile)) expect(type).not.toContain('-');
     expect(Number(profile.timeNanos)).toBeGreaterThan(hourAgoNanos);
-    expect(upload.name).toBe('host-safety-labels');
+    // the app name, with the instance tag (hostname/pid) that tells processes apart
+    expect(upload.name).toMatch(/^host-safety-labels\{instance=[^,}]+\}$/);
   }
 });
 

@@ -290,7 +290,11 @@ describe('a scrape in the middle of a continuous push session', () => {
     // band is wide because the VM's speed moves between runs.
     const ratio = scraped.share / control.share;
     expect(ratio).toBeGreaterThan(0.7);
-    expect(ratio).toBeLessThan(1.45);
+    // Counted twice, the capture's 3 s would make the uploads hold more CPU than the process
+    // used (about 1.5x). The CPU values are the main thread's CPU time between samples, never
+    // more than the whole process's, whatever the machine's load: no noise in this bound (a
+    // bound on the ratio to the control run failed at 1.52 and 1.60 on a busy machine).
+    expect(scraped.share).toBeLessThan(1.05);
     expect(scraped.uploads).toBeGreaterThanOrEqual(3);
   }, 60_000);
 });
