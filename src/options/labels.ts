@@ -49,7 +49,8 @@ export interface ResolvedLabels {
  */
 const RESERVED_USER_LABELS = 4;
 
-export function resolveLabels(o: LabelsInput, problems: OptionProblems): ResolvedLabels {
+/** `maxWorkers` (src/workers/options.ts): above 0, `thread` is one more label a sample may carry. */
+export function resolveLabels(o: LabelsInput & { maxWorkers: number }, problems: OptionProblems): ResolvedLabels {
   const { labels, spanProfiles } = o;
   const tags = withInstanceTag(problems, { ...(o.tags ?? {}) }, o.instance);
   const tagNames = Object.keys(tags);
@@ -58,8 +59,9 @@ export function resolveLabels(o: LabelsInput, problems: OptionProblems): Resolve
     tags,
     labels,
     maxLabelValues: integerIn(problems, 'maxLabelValues', o.maxLabelValues, 1, 100_000),
-    // span_name is a series label too when span profiles may be on (span_id is not: see cardinality.ts)
-    maxLabelsPerSample: MAX_SERIES_LABELS - SERVER_SERIES_LABELS - tagNames.length - (spanProfiles === false ? 0 : 1),
+    // span_name is a series label too when span profiles may be on (span_id is not: see
+    // cardinality.ts), and `thread` when worker threads may take part (src/workers/)
+    maxLabelsPerSample: MAX_SERIES_LABELS - SERVER_SERIES_LABELS - tagNames.length - (spanProfiles === false ? 0 : 1) - (o.maxWorkers === 0 ? 0 : 1),
     spanProfiles,
   };
 }
