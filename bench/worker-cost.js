@@ -10,12 +10,16 @@
  *    worker cuts its engine at least every quarter window (each cut: the samples since the last),
  *    so shorter windows cost more; 4 s keeps a round of 6,000 tasks over several windows. Baseline: the
  *    same app and pool, the worker file without profileWorker/withTaskLabels and the route
- *    without taskLabels(). Each configuration runs in its own process (one profiler per
- *    process), alternating, ROUNDS times; the figure is process CPU (all threads) per task.
+ *    without taskLabels(). A third configuration, `engine`, starts @datadog/pprof's time profiler
+ *    in each worker by itself (as the worker's engine runs: 100 Hz, CPU time, contexts) and
+ *    nothing else: what the engine alone costs, the floor under ours. Each configuration runs in
+ *    its own process (one profiler per process), in turn, ROUNDS times; the figure is process
+ *    CPU (all threads) per task.
  * 2. The worker's own blocks: profileWorker() itself, its engine's start (at each session start)
  *    and a cut (each answered cut, and each unasked piece: every quarter window).
- * 3. What the main thread pays per window for the workers: decoding their pieces and merging
- *    them with its own (15 s windows of a busy worker, 100 Hz), for 1, 4 and 16 workers.
+ * 3. What the main thread pays per window for the workers: decoding their pieces (as each
+ *    arrives) and merging them with its own (one block), 15 s windows of a busy worker at
+ *    100 Hz (5 pieces of 3 s), for 1, 4 and 16 workers.
  */
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
@@ -38,7 +42,7 @@ async function child(mode) {
   const plugin = require(path.join(ROOT, 'dist', 'index.js'));
   const profiled = mode === 'profiled';
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcp-worker-cost-'));
-  const pool = new Piscina({ filename: path.join(__dirname, 'workers', profiled ? 'task-profiled.js' : 'task-plain.js'), minThreads: 2, maxThreads: 2 });
+  const pool = new Piscina({ filename: path.join(__dirname, 'workers', `task-${mode}.js`), minThreads: 2, maxThreads: 2 });
   const app = Fastify();
   await app.register(plugin, { appName: 'bench', outputDir: dir, cpuThreshold: 0, uploadRate: '4s', maxWorkers: profiled ? 16 : 0 });
   app.get('/task', async () => ({ x: await pool.run({ n: TASK_N, labels: profiled ? app.profiler.taskLabels() : undefined }) }));
@@ -107,35 +111,42 @@ function mergeCost(pieceBytes) {
   const mainPiece = Profile.decode(pieceBytes);
   const out = {};
   for (const n of [1, 4, 16]) {
-    const times = [];
+    const decodes = [];
+    const merges = [];
     for (let k = 0; k < 5; k++) {
-      const t = performance.now();
+      let t = performance.now();
       const pieces = Array.from({ length: n * 5 }, () => Profile.decode(pieceBytes));
+      decodes.push(performance.now() - t);
+      t = performance.now();
       mergeThreadPieces([mainPiece], pieces, { name: 'thread', value: 'main' });
-      times.push(performance.now() - t);
+      merges.push(performance.now() - t);
     }
-    out[n] = median(times);
+    out[n] = { decode: median(decodes), merge: median(merges) };
   }
   return out;
 }
 
 async function main() {
-  const results = { plain: [], profiled: [] };
+  const modes = ['plain', 'engine', 'profiled'];
+  const results = { plain: [], engine: [], profiled: [] };
   for (let r = 0; r < ROUNDS; r++) {
-    for (const mode of r % 2 === 0 ? ['plain', 'profiled'] : ['profiled', 'plain']) {
+    // each round starts with another configuration
+    for (const mode of [...modes.slice(r % 3), ...modes.slice(0, r % 3)]) {
       const { usPerTask, workers } = await runChild(mode);
       if (mode === 'profiled' && workers !== 2) throw new Error(`expected 2 participating workers, got ${workers}`);
       results[mode].push(usPerTask);
     }
   }
-  const ratios = results.profiled.map((p, i) => p / results.plain[i]);
+  const ratio = (mode) => results[mode].map((p, i) => p / results.plain[i]);
+  const ratioText = (xs) => `median ${median(xs).toFixed(3)} (${Math.min(...xs).toFixed(3)}-${Math.max(...xs).toFixed(3)})`;
   console.log(`Node ${process.version}, ${ROUNDS} rounds of ${TASKS} tasks (~${TASK_N / 1e6}M iterations each), 2 pool threads`);
-  console.log(`  CPU per task, all threads: plain ${median(results.plain).toFixed(1)} µs (${spread(results.plain)}), profiled ${median(results.profiled).toFixed(1)} µs (${spread(results.profiled)})`);
-  console.log(`  ratio profiled/plain per round: median ${median(ratios).toFixed(3)} (${spread(ratios.map((x) => x * 1000)).replace(/(\d+\.\d)/g, (m) => (m / 1000).toFixed(3))})`);
+  console.log(`  CPU per task, all threads: ${modes.map((m) => `${m} ${median(results[m]).toFixed(1)} µs (${spread(results[m])})`).join(', ')}`);
+  console.log(`  per round, over plain: engine alone ${ratioText(ratio('engine'))}, taking part ${ratioText(ratio('profiled'))}`);
   const b = await blocks();
   console.log(`  worker blocks: profileWorker() ${b.joinMs.toFixed(2)} ms, engine start ${b.startMs.toFixed(2)} ms, one cut of 3 s busy ${b.cutMs.toFixed(2)} ms + summing and encoding ${b.encodeMs.toFixed(2)} ms (${b.rawSamples} samples -> ${b.samples}, ${(b.piece.length / 1024).toFixed(1)} KiB)`);
   const m = mergeCost(Buffer.from(b.piece));
-  console.log(`  main thread per 15 s window, decode + merge: 1 worker ${m[1].toFixed(1)} ms, 4 workers ${m[4].toFixed(1)} ms, 16 workers ${m[16].toFixed(1)} ms`);
+  const cost = (n) => `${n} worker${n === 1 ? '' : 's'} ${m[n].decode.toFixed(1)} ms decoding (piece by piece, as they arrive) + ${m[n].merge.toFixed(1)} ms merging (one block)`;
+  console.log(`  main thread per 15 s window: ${[1, 4, 16].map(cost).join('; ')}`);
 }
 
 if (!isMainThread) blocksInWorker();

@@ -54,7 +54,7 @@ export function resolveLabels(o: LabelsInput & { maxWorkers: number }, problems:
   const { labels, spanProfiles } = o;
   const tags = withInstanceTag(problems, { ...(o.tags ?? {}) }, o.instance);
   const tagNames = Object.keys(tags);
-  checkTags(tags, labels, problems);
+  checkTags(tags, labels, o.maxWorkers > 0, problems);
   return {
     tags,
     labels,
@@ -67,7 +67,7 @@ export function resolveLabels(o: LabelsInput & { maxWorkers: number }, problems:
 }
 
 /** Tags are series labels: within the series budget, valid Pyroscope names, none the plugin sets itself. */
-function checkTags(tags: Record<string, string>, labels: ResolvedLabels['labels'], problems: OptionProblems): void {
+function checkTags(tags: Record<string, string>, labels: ResolvedLabels['labels'], threads: boolean, problems: OptionProblems): void {
   const builtinLabels = (labels.route ? 1 : 0) + (labels.method ? 1 : 0);
   const maxTags = MAX_SERIES_LABELS - SERVER_SERIES_LABELS - builtinLabels - RESERVED_USER_LABELS;
   const tagNames = Object.keys(tags);
@@ -85,6 +85,7 @@ function checkTags(tags: Record<string, string>, labels: ResolvedLabels['labels'
     if (nameProblem) problems.add('tags', name, `tag names that are valid Pyroscope label names: the name ${nameProblem}`);
     else if (labels.route && name === 'route') problems.add('tags', name, 'a tag name other than "route", which the plugin sets per request');
     else if (labels.method && name === 'method') problems.add('tags', name, 'a tag name other than "method", which the plugin sets per request');
+    else if (threads && name === 'thread') problems.add('tags', name, 'a tag name other than "thread", which the plugin sets per sample when worker threads take part (or maxWorkers: 0)');
     else if (valueProblem) problems.add(`tags.${name}`, tags[name], `a tag value that ${valueProblem}`);
   }
 }
