@@ -192,7 +192,8 @@ describe(`worker threads (Node ${process.version}, ${expectedLabelMode()})`, () 
       const stats = app.profiler.stats().workers!;
       await app.close();
 
-      const byLabels = labelsOf(readProfiles(dir, 'cpu'), 'burnPlainTask');
+      // samples of worker threads only: their tasks, and the little they do between tasks
+      const byLabels = withRoute(labelsOf(readProfiles(dir, 'cpu'), undefined));
       // two threads, named worker-<threadId> by default; the refused one sampled nothing
       const threadNames = Object.keys(byLabels).map((k) => /thread=([^,]+)/.exec(k)?.[1]);
       expect(new Set(threadNames).size).toBe(2);
@@ -212,7 +213,7 @@ describe(`worker threads (Node ${process.version}, ${expectedLabelMode()})`, () 
       expect(app.profiler.stats().workers).toBeUndefined();
       await app.close();
       const profiles = readProfiles(dir, 'cpu');
-      expect(labelsOf(profiles, 'burnPlainTask')).toEqual({});
+      expect(labelsOf(profiles, undefined)).toEqual({});
       const main = labelsOf(profiles, 'burnMainThread');
       expect(Object.keys(main)).toEqual(['method=GET,route=/inline']);
     });
@@ -245,6 +246,28 @@ describe(`worker threads (Node ${process.version}, ${expectedLabelMode()})`, () 
       expect(stats.cpuUsageSplit!.mainThread + stats.cpuUsageSplit!.otherThreads).toBe(stats.cpuUsage);
     });
 
+    test('a worker outlives a registration: the next app\'s sessions profile it again', async () => {
+      const first = Fastify();
+      await first.register(plugin, { appName: 'first', outputDir: path.join(dir, 'first'), cpuThreshold: 0, uploadRate: '1s', profileTypes: { cpu: true, wall: false, heap: false } });
+      await first.ready();
+      const [worker] = spawn(1);
+      await until(() => first.profiler.stats().workers?.workers === 1);
+      await worker!.run(10, 30, { route: '/first' });
+      await first.close();
+
+      app = Fastify();
+      await app.register(plugin, { appName: 'second', outputDir: dir, cpuThreshold: 0, uploadRate: '1s', profileTypes: { cpu: true, wall: false, heap: false } });
+      await app.ready();
+      // the new relay's hello makes the worker join again
+      await until(() => app!.profiler.stats().workers?.workers === 1);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await worker!.run(30, 40, { route: '/second' });
+      await app.close();
+      const byLabels = withRoute(labelsOf(readProfiles(dir, 'cpu'), undefined));
+      expect(Object.keys(byLabels)).toEqual([expect.stringMatching(/^route=\/second,thread=worker-\d+$/)]);
+      expect(Object.values(byLabels)[0]).toBeGreaterThanOrEqual(30);
+    });
+
     test('capture() includes the workers\' samples of its interval', async () => {
       app = Fastify();
       await app.register(plugin, { appName: 'workers', outputDir: dir, cpuThreshold: false });
@@ -254,7 +277,7 @@ describe(`worker threads (Node ${process.version}, ${expectedLabelMode()})`, () 
       const captured = app.profiler.capture({ type: 'cpu', seconds: 2 });
       await worker!.run(30, 40, { route: '/captured' });
       const profile = Profile.decode(zlib.gunzipSync(await captured));
-      const byLabels = labelsOf([profile], 'burnPlainTask');
+      const byLabels = withRoute(labelsOf([profile], undefined));
       const total = Object.values(byLabels).reduce((a, b) => a + b, 0);
       expect(total).toBeGreaterThanOrEqual(30);
       expect(Object.keys(byLabels)).toEqual([expect.stringMatching(/^route=\/captured,thread=worker-\d+$/)]);
@@ -277,15 +300,21 @@ class TaskThread {
   }
 }
 
-/** Labels of the samples whose stack holds `fn`, as `k=v,...` -> samples. */
-function labelsOf(profiles: Profile[], fn: string): Record<string, number> {
+/**
+ * Labels of the samples whose stack holds `fn` (or, `fn` undefined, of every sample a worker
+ * thread took), as `k=v,...` -> samples. The plain workers' tasks are matched by thread, not by
+ * function: V8 may inline their small burn function into its caller.
+ */
+function labelsOf(profiles: Profile[], fn: string | undefined): Record<string, number> {
   const out: Record<string, number> = {};
   for (const profile of profiles) {
     const strings = profile.stringTable.strings;
     const fnIds = new Set(profile.function.filter((f) => strings[Number(f.name)] === fn).map((f) => Number(f.id)));
     const locIds = new Set(profile.location.filter((l) => l.line.some((line) => fnIds.has(Number(line.functionId)))).map((l) => Number(l.id)));
+    const threadKey = strings.indexOf('thread');
     for (const sample of profile.sample) {
-      if (!sample.locationId.some((id) => locIds.has(Number(id)))) continue;
+      const inWorker = sample.label.some((l) => Number(l.key) === threadKey && strings[Number(l.str)]!.startsWith('worker-'));
+      if (fn === undefined ? !inWorker : !sample.locationId.some((id) => locIds.has(Number(id)))) continue;
       const key = sample.label.map((l) => `${strings[Number(l.key)]}=${strings[Number(l.str)]}`).sort().join(',');
       out[key] = (out[key] ?? 0) + Number(sample.value[0]);
     }
@@ -299,6 +328,11 @@ async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** Only the entries with a route (a task's samples; a worker's own between tasks carry none). */
+function withRoute(byLabels: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(byLabels).filter(([key]) => key.includes('route=')));
 }
 
 /** Requests `paths` (4 at a time, in-process) until `condition` holds; throws after 10 s. */

@@ -84,6 +84,13 @@ class MainChannel {
   }
 }
 
+/**
+ * Session ids, unique in the process across registrations (a closed app's relay and the next
+ * one's): a worker remembers the session it failed to start in, and must not take the next
+ * registration's first session for it.
+ */
+let lastSession = Date.now();
+
 class RelayShare implements ThreadShare {
   readonly pieces: Profile[] = [];
 }
@@ -115,7 +122,7 @@ export class WorkerRelay implements ThreadSource {
   join(): RelayShare {
     const share = new RelayShare();
     if (this.shares.size === 0) {
-      this.session++;
+      this.session = ++lastSession;
       this.roster.expectAll();
       this.broadcastStart();
     } else {
