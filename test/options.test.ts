@@ -320,7 +320,7 @@ describe('maxWorkers', () => {
   it('defaults to 16; above 0, `thread` takes one label of the per-sample budget and is no tag name', () => {
     const opts = { appName: 'greet', serverAddress: 'http://localhost:4040' };
     expect(resolveOptions(opts, {}).maxWorkers).toBe(16);
-    const off = resolveOptions({ ...opts, maxWorkers: 0, tags: { thread: 'x' } }, {});
+    const off = resolveOptions({ ...opts, maxWorkers: 0, instance: false, tags: { thread: 'x' } }, {});
     expect(off.maxWorkers).toBe(0);
     expect(off.tags).toEqual({ thread: 'x' });
     expect(resolveOptions(opts, {}).maxLabelsPerSample).toBe(resolveOptions({ ...opts, maxWorkers: 0 }, {}).maxLabelsPerSample - 1);
