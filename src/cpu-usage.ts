@@ -10,6 +10,9 @@
  *
  * Averaging over the whole check interval (instead of go-zero's ~5 s moving average) means a
  * short spike between two checks neither triggers nor hides a session.
+ *
+ * The reading is split into the main thread (the event loop's JavaScript) and the other threads
+ * (worker threads, GC helpers, libuv's pool), so a session started by busy workers says so.
  */
 import { readFile } from 'node:fs/promises';
 
@@ -61,6 +64,32 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
+/** The main thread's own CPU time in ms, or undefined where it cannot be read. */
+export type ThreadCpuSource = () => Promise<number | undefined>;
+
+/** Clock ticks per second of /proc's times (USER_HZ: 100 on every Linux architecture Node supports). */
+const USER_HZ = 100;
+
+/**
+ * `process.threadCpuUsage()` (Node 22.19+ / 23.9+: the calling thread's usage, a few
+ * microseconds) where it exists, else the main thread's line in /proc (Linux, Node 20: one small
+ * file read per check on libuv's pool; the main thread's task id is the pid), else none.
+ */
+export const mainThreadCpuSource: ThreadCpuSource = async () => {
+  const threadCpuUsage = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage;
+  if (typeof threadCpuUsage === 'function') {
+    const { user, system } = threadCpuUsage.call(process);
+    return (user + system) / 1000;
+  }
+  const stat = await readText(`/proc/self/task/${process.pid}/stat`);
+  if (stat === undefined) return undefined;
+  // fields after the command name (which may hold spaces and parentheses): state is the first,
+  // utime and stime the 12th and 13th
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return Number.isFinite(ticks) ? (ticks * 1000) / USER_HZ : undefined;
+};
+
 /** Per mille of `availableCores` used between two readings, clamped to 0..1000. */
 export function usagePerMille(previous: CpuTimeReading, current: CpuTimeReading, availableCores: number): number {
   const wallMs = current.atMs - previous.atMs;
@@ -75,19 +104,23 @@ export function usagePerMille(previous: CpuTimeReading, current: CpuTimeReading,
  */
 export class CpuUsageMeter {
   private previous: CpuTimeReading | undefined;
+  private previousMainMs: number | undefined;
   private availableCores = 1;
   last = 0;
+  /** of `last`: the main thread's part and the rest (undefined where the main thread's CPU cannot be read) */
+  lastSplit: { mainThread: number; otherThreads: number } | undefined;
 
   constructor(
     private readonly source: CpuTimeSource = processCpuSource,
     private readonly quota: () => Promise<number | undefined> = () => readCgroupCpuQuota(),
+    private readonly mainThread: ThreadCpuSource = mainThreadCpuSource,
   ) {}
 
   /** Take the baseline reading and learn the quota; a failure leaves the meter at one core. */
   async init(): Promise<void> {
     const cores = await this.quota().catch(() => undefined);
     this.availableCores = cores === undefined ? 1 : Math.min(1, cores);
-    this.previous = await this.source();
+    await this.baseline();
   }
 
   get cores(): number {
@@ -100,13 +133,27 @@ export class CpuUsageMeter {
    */
   async baseline(): Promise<void> {
     this.previous = await this.source();
+    this.previousMainMs = await this.mainThread().catch(() => undefined);
   }
 
-  /** Usage since the previous reading, in per mille. */
+  /** Usage since the previous reading, in per mille (and its split, in lastSplit). */
   async measure(): Promise<number> {
     const current = await this.source();
-    if (this.previous !== undefined) this.last = usagePerMille(this.previous, current, this.availableCores);
+    const mainMs = await this.mainThread().catch(() => undefined);
+    if (this.previous !== undefined) {
+      this.last = usagePerMille(this.previous, current, this.availableCores);
+      this.lastSplit = this.split(this.previous, current, mainMs);
+    }
     this.previous = current;
+    this.previousMainMs = mainMs;
     return this.last;
+  }
+
+  /** The two parts of `last`: the main thread's (at most all of it) and what the others used. */
+  private split(previous: CpuTimeReading, current: CpuTimeReading, mainMs: number | undefined): CpuUsageMeter['lastSplit'] {
+    if (mainMs === undefined || this.previousMainMs === undefined) return undefined;
+    const main = usagePerMille({ cpuMs: this.previousMainMs, atMs: previous.atMs }, { cpuMs: mainMs, atMs: current.atMs }, this.availableCores);
+    const mainThread = Math.min(main, this.last);
+    return { mainThread, otherThreads: this.last - mainThread };
   }
 }

@@ -17,6 +17,7 @@ export { DEFAULTS, ENV_VARIABLES } from './options';
 export type { LabelMode, RouteProfilingConfig } from './labels';
 export { InvalidLabelError, spanProfilesProcessor } from './labels';
 export type { SpanProfileStats } from './labels';
+export type { TaskLabels, WorkerStats } from './workers';
 export { ProfilingOptionError, ProfilerAlreadyActiveError, ProfilerRegistrationError, type OptionProblem } from './errors';
 export { ProfileCaptureError } from './pull';
 export type { CaptureOptions, CaptureType, PprofAppEndpoints, PprofAuthorize, PprofEndpointsOptions, PprofListenEndpoints } from './pull';

@@ -20,9 +20,16 @@ import { SourceMaps, type FrameSymbolizer, type SourceMapStats } from './profile
 import { ProfileCaptureError, PullMode, type CaptureOptions, type CaptureStats } from './pull';
 import { NO_READINGS, createTriggers, memoryAvailable } from './triggers';
 import type { Exporter, ExporterStats, MinimalLogger } from './types';
+import { WorkerRelay, workerReplyTimeout, type TaskLabels, type WorkerStats } from './workers';
 
 export interface ProfilerStats extends ControllerStats, SourceMapStats {
   enabled: boolean;
+  /**
+   * cpuUsage as of the last check, split: the main thread (the event loop's JavaScript) and the
+   * other threads of the process (worker threads, GC helpers, libuv's pool); absent where the
+   * main thread's own CPU time cannot be read (not Linux, before Node 22.19).
+   */
+  cpuUsageSplit?: { mainThread: number; otherThreads: number };
   labelMode?: LabelMode;
   labelValuesOverflowed: number;
   /** OpenTelemetry span profiles, when @opentelemetry/api loaded (see the spanProfiles option) */
@@ -36,6 +43,8 @@ export interface ProfilerStats extends ControllerStats, SourceMapStats {
   exporters: Record<string, ExporterStats>;
   /** pull captures (endpoints and capture()): done, running now, refused (bad arguments, busy, closing), failed */
   pull: CaptureStats;
+  /** worker threads taking part (profileWorker()); absent with maxWorkers: 0 */
+  workers?: WorkerStats;
 }
 
 /** The `app.profiler` decorator. */
@@ -50,6 +59,12 @@ export interface ProfilerDecorator {
   stats(): ProfilerStats;
   /** Run `fn` with extra labels on its CPU/wall samples (and everything it awaits). */
   withLabels<T>(labels: Record<string, string>, fn: () => T): T;
+  /**
+   * The current request's labels as a plain object to send with a task to a worker thread, where
+   * `withTaskLabels(labels, fn)` (fastify-continuous-profiling/worker) runs the task under them;
+   * undefined outside a request or when no session samples.
+   */
+  taskLabels(): TaskLabels | undefined;
   /**
    * One profile over the next `seconds` (default 30; heap: see README) as gzipped pprof, read
    * from the running profiler when a session runs. Rejects with a ProfileCaptureError.
@@ -158,10 +173,14 @@ interface Parts {
   labelsWanted: boolean;
   labels: RequestLabels;
   spans?: SpanProfiles;
+  /** the CPU meter, for stats().cpuUsageSplit */
+  usage: CpuUsageMeter;
   exporters: Exporter[];
   sourceMaps?: FrameSymbolizer;
   controller: ProfilingController;
   pull: PullMode;
+  /** worker threads' side of the engine; undefined with maxWorkers: 0 */
+  workers?: WorkerRelay;
 }
 
 async function createParts(options: ResolvedOptions, logger: MinimalLogger): Promise<Parts> {
@@ -186,7 +205,9 @@ async function createParts(options: ResolvedOptions, logger: MinimalLogger): Pro
   // One engine for the push session and pull captures (src/profilers/shared-engine.ts). CPU
   // time is always recorded and the engine always gets the labeler (the engine needs contexts
   // for CPU time): a capture may ask for either view.
+  const workers = options.maxWorkers === 0 ? undefined : createWorkerRelay(options, frames.wantsColumns, logger);
   const engine = new SharedEngine({
+    threads: workers,
     sampleRate: options.sampleRate,
     heapSamplingInterval: options.heapSamplingInterval,
     collectCpuTime: true,
@@ -205,10 +226,19 @@ async function createParts(options: ResolvedOptions, logger: MinimalLogger): Pro
   });
   const controller = new ProfilingController({ options, triggers, profiler, exporters, logger });
   const pull = new PullMode({ engine, endpoints: options.pprofEndpoints, sampleRate: options.sampleRate, logger, frames });
-  return { labelsWanted, labels, spans, exporters, sourceMaps, controller, pull };
+  return { labelsWanted, labels, spans, usage, exporters, sourceMaps, controller, pull, workers };
 }
 
-function createDecorator({ controller, labels, spans, exporters, sourceMaps, pull }: Parts): ProfilerDecorator {
+function createWorkerRelay(o: ResolvedOptions, frameColumns: boolean, logger: MinimalLogger): WorkerRelay {
+  return new WorkerRelay({
+    maxWorkers: o.maxWorkers,
+    replyTimeoutMs: workerReplyTimeout(o.flushTimeout),
+    settings: { sampleRate: o.sampleRate, collectCpuTime: true, windowMs: o.uploadRate, maxLabelValues: o.maxLabelValues, maxLabelsPerSample: o.maxLabelsPerSample, frameColumns },
+    logger,
+  });
+}
+
+function createDecorator({ controller, labels, spans, usage, exporters, sourceMaps, pull, workers }: Parts): ProfilerDecorator {
   const decorator: ProfilerDecorator & { toJSON(): ProfilerStats } = {
     get state() {
       return controller.state;
@@ -225,13 +255,16 @@ function createDecorator({ controller, labels, spans, exporters, sourceMaps, pul
         labelValuesOverflowed: labels.stats().overflowedValues,
         ...(spans === undefined ? {} : { spanProfiles: spans.stats() }),
         ...engine,
+        ...(usage.lastSplit === undefined ? {} : { cpuUsageSplit: { ...usage.lastSplit } }),
         ...(sourceMaps?.stats() ?? NO_SOURCE_MAPS),
         ...exported,
         lastError: engine.lastError ?? exported.lastError,
         pull: pull.captures.stats(),
+        ...(workers === undefined ? {} : { workers: workers.stats() }),
       };
     },
     withLabels: (extra, fn) => labels.withLabels(extra, fn),
+    taskLabels: () => labels.taskLabels(),
     capture: (captureOptions) => pull.captures.capture(captureOptions),
     get pprofUrl() {
       return pull.url;
@@ -243,7 +276,7 @@ function createDecorator({ controller, labels, spans, exporters, sourceMaps, pul
 }
 
 function addHooks(app: FastifyInstance, parts: Parts, options: ResolvedOptions, releaseSlot: () => void): void {
-  const { labelsWanted, labels, spans, sourceMaps, controller, pull } = parts;
+  const { labelsWanted, labels, spans, sourceMaps, controller, pull, workers } = parts;
   if (labelsWanted) app.addHook('onRequest', labels.onRequest);
   pull.registerRoutes(app);
   // The second look for a span (see onPreHandler) is needed only when a tracer provider is
@@ -280,6 +313,7 @@ function addHooks(app: FastifyInstance, parts: Parts, options: ResolvedOptions, 
       await controller.close();
     } finally {
       labels.releaseSockets();
+      workers?.close();
       await sourceMaps?.close();
       releaseSlot();
     }
@@ -329,6 +363,7 @@ function disabledProfiler(): ProfilerDecorator {
     stop: async () => undefined,
     stats: () => ({ ...stats, sessionsHeldBack: { ...stats.sessionsHeldBack }, pull: { ...stats.pull } }),
     withLabels: (_labels, fn) => fn(),
+    taskLabels: () => undefined,
     capture: () => Promise.reject(new ProfileCaptureError('profiling is disabled (enabled: false)', 503)),
     pprofUrl: undefined,
   };

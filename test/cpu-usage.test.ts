@@ -1,7 +1,7 @@
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CpuUsageMeter, readCgroupCpuQuota, usagePerMille, type CpuTimeReading } from '../src/cpu-usage';
+import { CpuUsageMeter, mainThreadCpuSource, readCgroupCpuQuota, usagePerMille, type CpuTimeReading } from '../src/cpu-usage';
 
 function cgroupRoot(files: Record<string, string>): string {
   const root = mkdtempSync(join(tmpdir(), 'fcp-cgroup-'));
@@ -80,6 +80,34 @@ describe('CpuUsageMeter', () => {
     expect(x).toBeGreaterThanOrEqual(0);
     expect(usage).toBeGreaterThan(0); // busy the whole interval; how busy depends on the machine
     expect(usage).toBeLessThanOrEqual(1000);
+  });
+
+  it('splits a reading into the main thread and the other threads', async () => {
+    // process: 600 ms over 1 s; main thread: 200 ms of it
+    const process = [at(0, 0), at(600, 1000)];
+    const main = [0, 200];
+    const split = new CpuUsageMeter(async () => process.shift()!, async () => 1, async () => main.shift());
+    await split.init();
+    expect(await split.measure()).toBe(600);
+    expect(split.lastSplit).toEqual({ mainThread: 200, otherThreads: 400 });
+    const unreadable = new CpuUsageMeter(async () => process.shift() ?? at(0, 0), async () => 1, async () => undefined);
+    await unreadable.init();
+    await unreadable.measure();
+    expect(unreadable.lastSplit).toBeUndefined();
+  });
+
+  it(`reads the main thread's own CPU time (Node ${process.version}: ${'threadCpuUsage' in process ? 'process.threadCpuUsage' : '/proc'})`, async () => {
+    const before = await mainThreadCpuSource();
+    const end = Date.now() + 200;
+    let x = 0;
+    while (Date.now() < end) x = (x + 1) % 1_000_003;
+    const after = await mainThreadCpuSource();
+    expect(x).toBeGreaterThanOrEqual(0);
+    expect(typeof before).toBe('number');
+    expect(after!).toBeGreaterThan(before!);
+    // never more than the whole process's CPU time
+    const total = process.cpuUsage();
+    expect(after!).toBeLessThanOrEqual((total.user + total.system) / 1000 + 20);
   });
 
   function at(cpuMs: number, atMs: number): CpuTimeReading {

@@ -71,7 +71,7 @@ const OPTIONS: ts.CompilerOptions = {
   checkJs: true,
   types: ['node'],
   baseUrl: ROOT,
-  paths: { 'fastify-continuous-profiling': ['src/index.ts'] },
+  paths: { 'fastify-continuous-profiling': ['src/index.ts'], 'fastify-continuous-profiling/worker': ['src/workers/worker.ts'] },
 };
 
 /** Type-checks the snippets in one program; the errors of each, as `file:line: message` with the markdown line. */

@@ -209,6 +209,9 @@ describe('resolveOptions: every rejection names the option, the value and what i
     ['tag value with a comma', { ...base, tags: { region: 'eu,us' } }, /"tags.region".*"eu,us".*"\{", "\}", ",", "="/],
     ['reserved tag', { ...base, tags: { service_name: 'x' } }, /"tags".*"service_name".*reserved/],
     ['tag named route', { ...base, tags: { route: 'x' } }, /"tags".*"route".*other than "route"/],
+    ['tag named thread', { ...base, tags: { thread: 'x' } }, /"tags".*"thread".*other than "thread".*worker threads take part \(or maxWorkers: 0\)/],
+    ['maxWorkers negative', { ...base, maxWorkers: -1 }, /"maxWorkers".*-1.*an integer from 0 to 256/],
+    ['maxWorkers fractional', { ...base, maxWorkers: 1.5 }, /"maxWorkers".*1.5.*an integer from 0 to 256/],
     ['too many tags', { ...base, instance: false, tags: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`t${i}`, 'v'])) }, /"tags".*21 tags.*at most 20 tags.*30 labels per series/],
     ['too many tags with instance', { ...base, tags: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`t${i}`, 'v'])) }, /"tags".*21 tags \(with instance\).*at most 20 tags, "instance" included \(instance: false leaves it out\)/],
     ['unknown option', { ...base, serverAddr: 'x' }, /"serverAddr".*unknown option "serverAddr"; known: appName/],
@@ -310,5 +313,16 @@ describe('resolveOptions: one registration, one error listing every problem', ()
     const error = errorFor({ ...base, cpuThreshold: 1200 });
     expect(error.problems).toHaveLength(1);
     expect(error.message).toBe('Invalid option "cpuThreshold": got 1200; expected an integer from 0 to 1000, or false (off)');
+  });
+});
+
+describe('maxWorkers', () => {
+  it('defaults to 16; above 0, `thread` takes one label of the per-sample budget and is no tag name', () => {
+    const opts = { appName: 'greet', serverAddress: 'http://localhost:4040' };
+    expect(resolveOptions(opts, {}).maxWorkers).toBe(16);
+    const off = resolveOptions({ ...opts, maxWorkers: 0, instance: false, tags: { thread: 'x' } }, {});
+    expect(off.maxWorkers).toBe(0);
+    expect(off.tags).toEqual({ thread: 'x' });
+    expect(resolveOptions(opts, {}).maxLabelsPerSample).toBe(resolveOptions({ ...opts, maxWorkers: 0 }, {}).maxLabelsPerSample - 1);
   });
 });

@@ -153,10 +153,11 @@ export class ProfilingController {
     return this.record.snapshot(this.currentState, this.session, this.bounds.heldBack);
   }
 
-  private onCrossing({ signal, value, threshold }: Crossing): void {
+  private onCrossing({ signal, value, threshold, detail }: Crossing): void {
     if (this.currentState !== 'idle' || !this.bounds.admit()) return;
     const option = signal === 'cpu' ? 'cpuThreshold' : `${signal}Threshold`;
     let reason = `${SIGNAL_NAMES[signal]} ${value}‰ >= ${option} ${threshold}‰`;
+    if (detail !== undefined) reason += ` (${detail})`;
     if (signal === 'eventLoop') reason += '; wall time collected too';
     this.begin({ reason, trigger: { signal, value, threshold } });
   }

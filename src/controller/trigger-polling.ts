@@ -20,6 +20,8 @@ export interface Crossing {
   signal: TriggerSignal;
   value: number;
   threshold: number;
+  /** what the reading was made of (Trigger.explain) */
+  detail?: string;
 }
 
 export class TriggerPolling {
@@ -94,7 +96,7 @@ export class TriggerPolling {
         continue;
       }
       this.record.readings[READING_NAMES[signal]] = value;
-      if (first === undefined && threshold !== false && value >= threshold) first = { signal, value, threshold };
+      if (first === undefined && threshold !== false && value >= threshold) first = { signal, value, threshold, detail: trigger.explain?.() };
     }
     return first;
   }

@@ -43,9 +43,11 @@ export { OVERFLOW_VALUE } from './cardinality';
 export {
   BUILTIN_LABEL_NAMES,
   DEFAULT_MAX_LABELS_PER_SAMPLE,
+  MAIN_THREAD,
   METHOD_LABEL,
   NOT_FOUND_ROUTE,
   ROUTE_LABEL,
+  THREAD_LABEL,
   routeProfilingConfigProblem,
   validateStaticLabels,
 } from './label-set';
@@ -298,6 +300,19 @@ export class RequestLabels implements LabelRunner {
     }
     const merged = extendLabels(current, labels, this.maxLabels, this.drops, runtimeLabelNameProblem);
     return propagator.run(merged, fn);
+  }
+
+  /**
+   * The running code's labels (route, method, withLabels extras, span labels) as a plain object
+   * a worker thread can be sent (structured-clone safe), for `withTaskLabels` there; undefined
+   * outside labelled work or when no session samples.
+   */
+  taskLabels(): Record<string, string> | undefined {
+    const propagator = this.propagator;
+    if (!this.activeValue || propagator === undefined) return undefined;
+    const current = sampleLabelsOf(propagator.current());
+    if (current === null || typeof current !== 'object') return undefined;
+    return { ...(current as Labels) };
   }
 
   stats(): LabelStats {

@@ -12,6 +12,9 @@ import { labelNameProblem, sanitizeLabelValue } from '../pyroscope-rules';
 
 export const ROUTE_LABEL = 'route';
 export const METHOD_LABEL = 'method';
+/** Which JavaScript thread ran a sample, once worker threads take part (src/workers/): `main` or the worker's name. */
+export const THREAD_LABEL = 'thread';
+export const MAIN_THREAD = 'main';
 /** The one route value of requests that matched no route (never the raw URL). */
 export const NOT_FOUND_ROUTE = '(not found)';
 
@@ -21,7 +24,7 @@ export const NOT_FOUND_ROUTE = '(not found)';
  * `withLabels` may (see runtimeLabelNameProblem): code the plugin cannot follow to a request
  * (a WebSocket library it does not know, a queue consumer) names its route itself.
  */
-export const BUILTIN_LABEL_NAMES: ReadonlySet<string> = new Set([ROUTE_LABEL, METHOD_LABEL]);
+export const BUILTIN_LABEL_NAMES: ReadonlySet<string> = new Set([ROUTE_LABEL, METHOD_LABEL, THREAD_LABEL]);
 
 /**
  * Default bound on the labels of one sample. Pyroscope allows 30 label names per series, 4 of
@@ -36,6 +39,7 @@ export const EMPTY_LABELS: Labels = Object.freeze({});
  * The text completes a sentence like `label name "x" ...`.
  */
 export function userLabelNameProblem(name: string): string | undefined {
+  if (name === THREAD_LABEL) return 'is set by the plugin itself (the thread that ran the sample)';
   if (BUILTIN_LABEL_NAMES.has(name)) return 'is set by the plugin itself (turn it off with the labels option)';
   return labelNameProblem(name);
 }

@@ -1,7 +1,8 @@
 /**
  * Options: the TypeBox schema (which also gives the public static type), assembled from one piece
  * per group next to its defaults and resolver (destination.ts, labels.ts, sessions.ts,
- * profiles.ts, delivery.ts; pprofEndpoints in src/pull/options.ts), the shape check, and
+ * profiles.ts, delivery.ts; pprofEndpoints in src/pull/options.ts, maxWorkers in
+ * src/workers/options.ts), the shape check, and
  * `resolveOptions`: check the shape, merge the defaults and PYROSCOPE_* variables once, resolve
  * every group.
  *
@@ -17,6 +18,7 @@ import { DESTINATION_DEFAULTS, DestinationSchema, ENV_VARIABLES, resolveDestinat
 import { LABELS_DEFAULTS, LabelsSchema, resolveLabels, type ResolvedLabels } from './labels';
 import { PROFILES_DEFAULTS, ProfilesSchema, resolveProfiles, type ResolvedProfiles } from './profiles';
 import { SESSIONS_DEFAULTS, SessionsSchema, resolveSessions, type ResolvedSessions } from './sessions';
+import { WORKERS_DEFAULTS, WorkersSchema, resolveWorkers, type ResolvedWorkers } from '../workers/options';
 
 export { ENV_VARIABLES } from './destination';
 
@@ -27,6 +29,7 @@ export const OptionsSchema = Type.Object(
     ...SessionsSchema,
     ...ProfilesSchema,
     ...DeliverySchema,
+    ...WorkersSchema,
     enabled: Type.Optional(opt(Type.Boolean(), 'true or false')),
     // holds functions (authorize): checked by resolvePprofEndpoints, not by the schema
     pprofEndpoints: Type.Optional(opt(Type.Unsafe<PprofEndpointsOptions>(Type.Any()), PPROF_ENDPOINTS_EXPECTED)),
@@ -37,7 +40,7 @@ export const OptionsSchema = Type.Object(
 /** The options a user passes to `app.register(profilingPlugin, options)`. */
 export type ProfilingOptions = Static<typeof OptionsSchema>;
 
-export interface ResolvedOptions extends ResolvedDestination, ResolvedLabels, ResolvedSessions, ResolvedProfiles, ResolvedDelivery {
+export interface ResolvedOptions extends ResolvedDestination, ResolvedLabels, ResolvedSessions, ResolvedProfiles, ResolvedDelivery, ResolvedWorkers {
   enabled: boolean;
   /** the /debug/pprof endpoints; undefined = off */
   pprofEndpoints?: ResolvedPprofEndpoints;
@@ -50,6 +53,7 @@ export const DEFAULTS = {
   ...SESSIONS_DEFAULTS,
   ...PROFILES_DEFAULTS,
   ...DELIVERY_DEFAULTS,
+  ...WORKERS_DEFAULTS,
 } as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -65,6 +69,7 @@ export function resolveOptions(raw: unknown, env: Env = process.env): ResolvedOp
     ...resolveSessions(o, problems),
     ...resolveProfiles(o, problems, given),
     ...resolveDelivery(o, problems),
+    ...resolveWorkers(o, problems),
     pprofEndpoints: problems.attempt(() => resolvePprofEndpoints(o.pprofEndpoints), undefined),
   };
   problems.throwIfAny();

@@ -49,23 +49,25 @@ export interface ResolvedLabels {
  */
 const RESERVED_USER_LABELS = 4;
 
-export function resolveLabels(o: LabelsInput, problems: OptionProblems): ResolvedLabels {
+/** `maxWorkers` (src/workers/options.ts): above 0, `thread` is one more label a sample may carry. */
+export function resolveLabels(o: LabelsInput & { maxWorkers: number }, problems: OptionProblems): ResolvedLabels {
   const { labels, spanProfiles } = o;
   const tags = withInstanceTag(problems, { ...(o.tags ?? {}) }, o.instance);
   const tagNames = Object.keys(tags);
-  checkTags(tags, labels, problems);
+  checkTags(tags, labels, o.maxWorkers > 0, problems);
   return {
     tags,
     labels,
     maxLabelValues: integerIn(problems, 'maxLabelValues', o.maxLabelValues, 1, 100_000),
-    // span_name is a series label too when span profiles may be on (span_id is not: see cardinality.ts)
-    maxLabelsPerSample: MAX_SERIES_LABELS - SERVER_SERIES_LABELS - tagNames.length - (spanProfiles === false ? 0 : 1),
+    // span_name is a series label too when span profiles may be on (span_id is not: see
+    // cardinality.ts), and `thread` when worker threads may take part (src/workers/)
+    maxLabelsPerSample: MAX_SERIES_LABELS - SERVER_SERIES_LABELS - tagNames.length - (spanProfiles === false ? 0 : 1) - (o.maxWorkers === 0 ? 0 : 1),
     spanProfiles,
   };
 }
 
 /** Tags are series labels: within the series budget, valid Pyroscope names, none the plugin sets itself. */
-function checkTags(tags: Record<string, string>, labels: ResolvedLabels['labels'], problems: OptionProblems): void {
+function checkTags(tags: Record<string, string>, labels: ResolvedLabels['labels'], threads: boolean, problems: OptionProblems): void {
   const builtinLabels = (labels.route ? 1 : 0) + (labels.method ? 1 : 0);
   const maxTags = MAX_SERIES_LABELS - SERVER_SERIES_LABELS - builtinLabels - RESERVED_USER_LABELS;
   const tagNames = Object.keys(tags);
@@ -83,6 +85,7 @@ function checkTags(tags: Record<string, string>, labels: ResolvedLabels['labels'
     if (nameProblem) problems.add('tags', name, `tag names that are valid Pyroscope label names: the name ${nameProblem}`);
     else if (labels.route && name === 'route') problems.add('tags', name, 'a tag name other than "route", which the plugin sets per request');
     else if (labels.method && name === 'method') problems.add('tags', name, 'a tag name other than "method", which the plugin sets per request');
+    else if (threads && name === 'thread') problems.add('tags', name, 'a tag name other than "thread", which the plugin sets per sample when worker threads take part (or maxWorkers: 0)');
     else if (valueProblem) problems.add(`tags.${name}`, tags[name], `a tag value that ${valueProblem}`);
   }
 }

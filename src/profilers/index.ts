@@ -17,6 +17,7 @@ import { hasSamples } from './transform';
 
 export { encodeProfile, FrameRewriter, HeapProfiler, SharedEngine, TimeProfiler, TimeShare, mergeProfiles, type SampleLabeler, type TimeKinds, type WindowProfile };
 export type { SharedEngineOptions } from './shared-engine';
+export type { ThreadShare, ThreadSource } from './threads';
 
 /** Profiles one session collects on top of `profileTypes` (set by what started it). */
 export interface SessionExtras {
@@ -154,7 +155,8 @@ export class EngineProfiler implements SessionProfiler {
     if (share) share.samplerRestarted = false;
     const kinds = this.sessionKinds; // as they were when the pieces were taken
     if (pieces.length > 0) await yieldToEventLoop();
-    const timeProfiles = this.timeViews(pieces, kinds);
+    const workerPieces = share ? await this.engine.threadPieces(share) : [];
+    const timeProfiles = this.timeViews(pieces, workerPieces, kinds);
     await yieldToEventLoop();
     const heapProfiles = this.heapSnapshot();
     await yieldToEventLoop();
@@ -162,7 +164,9 @@ export class EngineProfiler implements SessionProfiler {
     return samplerRestarted ? { ...encoded, samplerRestarted } : encoded;
   }
 
-  stop(window: Window): Promise<CollectedWindow> {
+  /** Async, yet the engines stop before the first await (synchronously, as the controller needs); then the workers' last pieces are awaited. */
+  async stop(window: Window): Promise<CollectedWindow> {
+    const share = this.share;
     let pieces: Profile[];
     try {
       pieces = this.leaveTime();
@@ -177,7 +181,8 @@ export class EngineProfiler implements SessionProfiler {
       // the sampler open() holds keeps running after the session (the engine counts holders)
       this.releaseSessionHeap();
     }
-    return this.encodeWindow([...this.timeViews(pieces), ...heapProfiles], window);
+    const workerPieces = share ? await this.engine.threadPieces(share) : [];
+    return this.encodeWindow([...this.timeViews(pieces, workerPieces), ...heapProfiles], window);
   }
 
   private async encodeWindow(captured: WindowProfile[], window: Window): Promise<CollectedWindow> {
@@ -213,9 +218,9 @@ export class EngineProfiler implements SessionProfiler {
     return snapshot && hasSamples(snapshot.profile) ? [snapshot] : [];
   }
 
-  private timeViews(pieces: Profile[], kinds: TimeKinds = this.sessionKinds): WindowProfile[] {
-    if (pieces.length === 0) return [];
-    return this.engine.views(mergeProfiles(pieces), kinds);
+  private timeViews(pieces: Profile[], workerPieces: Profile[], kinds: TimeKinds = this.sessionKinds): WindowProfile[] {
+    const merged = this.engine.mergeWindow(pieces, workerPieces);
+    return merged === undefined ? [] : this.engine.views(merged, kinds);
   }
 }
 

@@ -25,6 +25,7 @@
  */
 import type { Profile } from 'pprof-format';
 import { HeapProfiler } from './heap';
+import { mergeThreadPieces, type ThreadShare, type ThreadSource } from './threads';
 import { TimeProfiler, type SampleLabeler, type WindowProfile } from './time';
 
 export interface SharedEngineOptions {
@@ -36,6 +37,8 @@ export interface SharedEngineOptions {
   labeler?: SampleLabeler;
   /** keep each frame's column for source maps (FrameRewriter.wantsColumns) */
   frameColumns?: boolean;
+  /** participating worker threads (src/workers/), cut with the main engine */
+  threads?: ThreadSource;
 }
 
 /** One consumer's part of the time engine: the pieces cut since it last took them. */
@@ -48,6 +51,10 @@ export class TimeShare {
   samplerRestarted = false;
   /** performance.now() of the last take (or the join) */
   since = performance.now();
+  /** this consumer's part of the worker threads' samples */
+  threads?: ThreadShare;
+  /** the worker pieces asked for at the last take or the leave (see threadPieces) */
+  threadsAsked?: Promise<Profile[]>;
 }
 
 /**
@@ -69,8 +76,10 @@ export class SharedEngine {
   private readonly heap: HeapProfiler;
   private readonly shares = new Set<TimeShare>();
   private heapHolders = 0;
+  private readonly threads?: ThreadSource;
 
   constructor(options: SharedEngineOptions) {
+    this.threads = options.threads;
     this.time = new TimeProfiler({
       sampleRate: options.sampleRate,
       cpu: options.collectCpuTime,
@@ -109,17 +118,28 @@ export class SharedEngine {
     } else this.cut();
     const share = new TimeShare();
     this.shares.add(share);
+    share.threads = this.threads?.join();
     return share;
   }
 
-  /** The share's samples up to now (throws if a cut lost some of them); sampling goes on. */
+  /**
+   * The share's samples up to now (throws if a cut lost some of them); sampling goes on. The
+   * worker threads are asked for theirs at the same moment: threadPieces() gives them.
+   */
   takeTime(share: TimeShare): Profile[] {
-    if (this.shares.has(share)) this.cut();
+    if (this.shares.has(share)) {
+      if (this.threads && share.threads) share.threadsAsked = this.threads.take(share.threads);
+      this.cut();
+    }
     return drain(share);
   }
 
-  /** The share's samples up to now, and it leaves; the last one out stops the engine. */
+  /** The share's samples up to now, and it leaves; the last one out stops the engine (the workers' too). */
   leaveTime(share: TimeShare): Profile[] {
+    if (this.threads && share.threads) {
+      share.threadsAsked = this.threads.leave(share.threads);
+      share.threads = undefined;
+    }
     if (!this.shares.has(share)) return drain(share);
     if (this.shares.size > 1) {
       this.cut();
@@ -134,6 +154,18 @@ export class SharedEngine {
       share.failure ??= { error };
     }
     return drain(share);
+  }
+
+  /** The worker threads' pieces asked for at the share's last take or leave (a bounded wait; never rejects). */
+  async threadPieces(share: TimeShare): Promise<Profile[]> {
+    const asked = share.threadsAsked;
+    share.threadsAsked = undefined;
+    return asked === undefined ? [] : asked;
+  }
+
+  /** One profile of a window's pieces, main thread's and workers', or undefined when there are none. */
+  mergeWindow(main: readonly Profile[], workers: readonly Profile[]): Profile | undefined {
+    return mergeThreadPieces(main, workers, this.threads?.mainThreadLabel());
   }
 
   /** The CPU and/or wall views of (merged) engine profiles. */

@@ -16,7 +16,7 @@
  * - close() ends every running capture at once; each resolves with what it collected.
  */
 import { Profile, StringTable, ValueType } from 'pprof-format';
-import { encodeProfile, mergeProfiles, type SharedEngine, type WindowProfile } from '../profilers';
+import { encodeProfile, type SharedEngine, type WindowProfile } from '../profilers';
 import type { FrameRewriter } from '../profilers/frames';
 import type { MinimalLogger } from '../types';
 import { PPROF_DEFAULTS } from './options';
@@ -180,7 +180,8 @@ export class Captures {
       await done;
       const pieces = this.engineCall(() => engine.leaveTime(share), 'the profile could not be collected', 500);
       const endedAt = Date.now();
-      const view = pieces.length > 0 ? engine.views(mergeProfiles(pieces), { cpu: type === 'cpu', wall: type === 'wall' })[0] : undefined;
+      const merged = engine.mergeWindow(pieces, await engine.threadPieces(share));
+      const view = merged === undefined ? undefined : engine.views(merged, { cpu: type === 'cpu', wall: type === 'wall' })[0];
       const profile = view?.profile ?? emptyTimeProfile(type, this.deps.sampleRate);
       return await encodeProfile(profile, startedAt, endedAt - startedAt, this.deps.frames);
     } finally {

@@ -13,6 +13,8 @@ export const ROUTE_LABEL = 'route';
 export const SPAN_ID_LABEL = 'span_id';
 /** Where samples without a route label (404s, work outside requests, idle) are counted. */
 export const NO_ROUTE = '(no route)';
+/** Samples without a thread label in profiles that have worker threads' samples. */
+export const NO_THREAD = '(no thread)';
 /**
  * Which sample type the report uses, best first: CPU time, else wall time, else sample counts;
  * a heap profile (only in-use space and objects) is reported as in-use space.
@@ -81,6 +83,11 @@ export interface ReportData {
   routes: RouteReport[];
   /** routes left out by the route filter */
   hiddenRoutes: number;
+  /**
+   * By JavaScript thread (the `thread` label: `main`, worker names), largest first, when the
+   * profiles have worker threads' samples (src/workers/); shares of the whole total.
+   */
+  threads?: ThreadShare[];
   top: number;
   sortBy: SortBy;
   /** inputs that were not used, and why */
@@ -90,6 +97,15 @@ export interface ReportData {
   /** a heap report: the snapshot shown, and the in-use objects beside the bytes */
   heap?: HeapDetails;
 }
+
+export interface ThreadShare {
+  thread: string;
+  total: number;
+  share: number;
+}
+
+/** The `thread` label's key (src/labels/label-set.ts THREAD_LABEL; the report reads files, not the plugin). */
+const THREAD_LABEL = 'thread';
 
 export interface HeapDetails {
   /** the heap profile shown (the latest of the input) */
@@ -197,6 +213,8 @@ interface SlotColumn {
  */
 export class ReportBuilder {
   private readonly routes = new Map<string, CallTreeNode>();
+  /** per `thread` label value, per slot */
+  private readonly threads = new Map<string, number[]>();
   private readonly frames = new Map<string, Frame>();
   private readonly units: (string | undefined)[] = new Array<string | undefined>(SLOTS);
   private readonly added: AddedProfile[] = [];
@@ -216,6 +234,7 @@ export class ReportBuilder {
 
     const framesByLocation = this.framesByLocation(profile);
     const routeKey = strings.indexOf(ROUTE_LABEL);
+    const threadKey = strings.indexOf(THREAD_LABEL);
     const spanIds = this.builderOptions.spanIds;
     const spanKey = spanIds === undefined ? -1 : strings.indexOf(SPAN_ID_LABEL);
     // asked for spans and no sample of this profile has a span_id: nothing to count
@@ -225,7 +244,19 @@ export class ReportBuilder {
       if (spanIds !== undefined && !spanIds.has(labelValue(sample.label, spanKey, strings) ?? '')) continue;
       const route = routeOf(sample.label, routeKey, strings);
       this.addSample(route, sample.locationId, framesByLocation, sample.value, columns);
+      if (threadKey >= 0) this.addThread(labelValue(sample.label, threadKey, strings), sample.value, columns);
     }
+  }
+
+  private addThread(thread: string | undefined, values: readonly (number | bigint)[], columns: readonly SlotColumn[]): void {
+    // "Non JS threads activity" (GC, libuv's pool) comes from the main engine without a thread
+    const key = thread || NO_THREAD;
+    let into = this.threads.get(key);
+    if (!into) {
+      into = new Array<number>(SLOTS).fill(0);
+      this.threads.set(key, into);
+    }
+    addValues(into, values, columns);
   }
 
   /** The report of the best sample type present (or `sampleType` when given). */
@@ -249,6 +280,7 @@ export class ReportBuilder {
       total,
       routes: kept.map(([route, root]) => routeReport(route, root, slot, total, top, sortBy)),
       hiddenRoutes: all.length - kept.length,
+      ...(this.threads.size > 0 && slot >= 0 ? { threads: threadShares(this.threads, slot, total) } : {}),
       top,
       sortBy,
       skipped: this.added.filter((p) => !p.slots.has(slot)).map((p) => ({ source: p.source, reason: skipReason(p, slot, type) })),
@@ -327,6 +359,13 @@ export class ReportBuilder {
     }
     addValues(node.self, values, columns);
   }
+}
+
+function threadShares(threads: ReadonlyMap<string, number[]>, slot: number, total: number): ThreadShare[] {
+  return [...threads]
+    .map(([thread, values]) => ({ thread, total: values[slot]!, share: total > 0 ? values[slot]! / total : 0 }))
+    .filter((t) => t.total > 0)
+    .sort((a, b) => b.total - a.total || compareText(a.thread, b.thread));
 }
 
 function addValues(into: number[], values: readonly (number | bigint)[], columns: readonly SlotColumn[]): void {

@@ -172,9 +172,11 @@ export function renderRouteHtml(report: ReportData, route: RouteReport, links: F
 export function renderIndexHtml(report: ReportData, links: FlameGraphPage['links'] = []): string {
   const what = sampleTypeTitle(report.sampleType.type);
   const shown = report.routes.reduce((sum, r) => sum + r.total, 0);
+  // with worker threads: each thread's share, e.g. "main 40 % · resize 60 %"
+  const threads = report.threads?.map((t) => `${t.thread} ${formatShare(t.share)}`).join(' · ');
   return renderFlameGraphHtml({
     title: `${appTitle(report)}all routes · ${what}`,
-    subtitle: describeReport(report, false),
+    subtitle: threads === undefined ? describeReport(report, false) : `${describeReport(report, false)} · threads: ${threads}`,
     tree: { n: 'all routes', f: '', v: shown, c: report.routes.map((r) => r.flame) },
     unit: report.sampleType.unit,
     links,

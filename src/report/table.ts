@@ -85,6 +85,14 @@ function routeSummary(report: ReportData): string {
   ]);
 }
 
+/** Shares by JavaScript thread, when worker threads took part (the `thread` label). */
+function threadSummary(report: ReportData): string | undefined {
+  if (report.threads === undefined) return undefined;
+  const unit = report.sampleType.unit;
+  const rows = report.threads.map((t) => [t.thread, formatValue(t.total, unit), formatShare(t.share)]);
+  return renderColumns(['Thread', sampleTypeTitle(report.sampleType.type), 'Share'], rows, ['left', 'right', 'right']);
+}
+
 function hottestName(route: RouteReport): string {
   let best: FunctionRow | undefined;
   for (const f of route.functions) if (!best || f.self > best.self) best = f;
@@ -177,6 +185,8 @@ export function formatTable(report: ReportData): string {
     return `${heapParts.join('\n\n')}\n`;
   }
   const parts = [describeReport(report), routeSummary(report)];
+  const threads = threadSummary(report);
+  if (threads !== undefined) parts.push(threads);
   if (report.hiddenRoutes > 0) parts.push(`(${report.hiddenRoutes} other route${report.hiddenRoutes === 1 ? '' : 's'} not shown)`);
   for (const route of report.routes) parts.push(routeTable(report, route));
   const skipped = skippedSummary(report.skipped);

@@ -14,6 +14,12 @@ export class CpuSignal implements Trigger {
     return this.meter.measure();
   }
 
+  /** Which threads used the CPU: a session started by busy worker threads says so. */
+  explain(): string | undefined {
+    const split = this.meter.lastSplit;
+    return split && `main thread ${split.mainThread}‰, other threads (workers, GC, libuv pool) ${split.otherThreads}‰`;
+  }
+
   /** A new baseline: the next read covers only the time from now. */
   restart(): Promise<void> {
     return this.meter.baseline();

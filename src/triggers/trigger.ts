@@ -16,6 +16,8 @@ export interface Trigger {
   read(): Promise<number> | number;
   /** Start a new interval now without reporting one (interval signals only). */
   restart?(): Promise<void> | void;
+  /** What the last reading was made of, for the reason of the session it starts (e.g. cpu: by thread). */
+  explain?(): string | undefined;
 }
 
 /** Per mille of `part` in `whole`, rounded and clamped to 0..1000; 0 when whole is not positive. */
