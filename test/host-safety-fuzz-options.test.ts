@@ -71,6 +71,7 @@ const KIND: Record<string, OptionKind> = {
   absolutePaths: 'boolean',
   pprofEndpoints: 'endpoints',
   spanProfiles: 'boolean',
+  maxWorkers: 'number',
 };
 
 /** Options a refusal of option X may name instead of X (cross-field rules). */

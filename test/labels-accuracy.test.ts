@@ -10,38 +10,8 @@
  */
 import type { Profile } from 'pprof-format';
 import { expectedLabelMode } from './helpers/node-line';
+import { workload, type ChildResult } from './helpers/accuracy-workload';
 
-interface RouteAccuracy {
-  samples: number;
-  correct: number;
-  otherRoute: number;
-  unlabelled: number;
-  share: number;
-}
-
-interface Accuracy {
-  routes: Record<string, RouteAccuracy>;
-  background: { samples: number; withRoute: number };
-}
-
-interface ChildResult {
-  mode: string;
-  node: string;
-  labelMode?: string;
-  counts: { requests: number; errors: number; byStatus: Record<string, number> };
-  profiles: number;
-  accuracy: Accuracy;
-}
-
-interface Workload {
-  ROUTES: { pattern: string; burn: string }[];
-  runInChild(mode: string, options: { durationMs: number; connections: number; timeoutMs: number }): Promise<ChildResult>;
-  routeAccuracy(profile: Profile): Accuracy;
-  formatAccuracy(mode: string, accuracy: Accuracy): string;
-}
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const workload = require('./fixtures/accuracy-workload.js') as Workload;
 
 const LOAD = { durationMs: 3000, connections: 50, timeoutMs: 50_000 };
 /** Below this many samples per route a 99 % share would prove little: the run itself failed. */

@@ -22,26 +22,8 @@ import WebSocket from 'ws';
 import profilingPlugin from '../src';
 import { UpgradeSocketBindings, isWebSocketRoute, type LabelRunner } from '../src/labels/websocket';
 import type { Labels } from '../src/types';
+import { workload, type Accuracy } from './helpers/accuracy-workload';
 
-interface RouteAccuracy {
-  samples: number;
-  correct: number;
-  otherRoute: number;
-  unlabelled: number;
-  share: number;
-}
-interface Accuracy {
-  routes: Record<string, RouteAccuracy>;
-  background: { samples: number; withRoute: number };
-}
-interface Workload {
-  decodeProfile(gzipped: Buffer): Profile;
-  routeAccuracy(profile: Profile, routes: { pattern: string; burn: string }[]): Accuracy;
-  mergeAccuracy(parts: Accuracy[], routes: { pattern: string; burn: string }[]): Accuracy;
-  startBackgroundBurn(everyMs?: number): () => void;
-}
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const workload = require('./fixtures/accuracy-workload.js') as Workload;
 
 const ROUTES = [
   { pattern: '/ws/alpha', burn: 'burnWsAlpha' },
