@@ -149,8 +149,12 @@ async function soak(mode: DeadServerMode): Promise<SoakResult> {
   await Promise.all(exports);
   const afterClose = exporter.stats();
 
-  // the exporter must have let go of its connection (the server never closes a hung one)
-  await new Promise((resolve) => realSetTimeout(resolve, 50));
+  // the exporter must have let go of its connection (the server never closes a hung one, so a
+  // kept socket stays open for good). Its close reaches the server a moment later: up to 2 s of
+  // real time for that (a fixed 50 ms was once too short on a loaded CI machine, Node 26).
+  for (let waited = 0; (standIn?.openConnections ?? 0) > 0 && waited < 2000; waited += 25) {
+    await new Promise((resolve) => realSetTimeout(resolve, 25));
+  }
   const openConnectionsAfterClose = standIn?.openConnections ?? 0;
   const requestsSeenByServer = standIn?.requests.length ?? 0;
   await standIn?.close();
