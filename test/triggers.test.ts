@@ -235,8 +235,15 @@ describe('signals', () => {
     signal.restart();
     blockEventLoopWithAtomicsWait(300);
     expect(signal.read()).toBeGreaterThan(800);
-    await sleep(300);
-    expect(signal.read()).toBeLessThan(800);
+    // idle now: a reading over the next 300 ms is low. Up to five tries, because on a loaded CI
+    // machine something else in the test process (Node 22, CPED run) once kept the loop busy for
+    // one whole 300 ms slice; a signal stuck at 1000 still fails all five.
+    const idle: number[] = [];
+    for (let i = 0; i < 5 && !(idle.at(-1)! < 800); i++) {
+      await sleep(300);
+      idle.push(signal.read());
+    }
+    expect(Math.min(...idle)).toBeLessThan(800);
   });
 });
 
