@@ -19,19 +19,13 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { DemoError } from './demo/demo-error';
-import { GreetProcess, KEEP_FUNCTIONS_VISIBLE, type GreetExit } from './demo/greet-process';
-import { driveLoad, ProgressLine, type LoadResult } from './demo/load';
-import { heading, runLeakDemo } from './demo/leak-demo';
-import { HOT_FUNCTION, PING_ROUTE, reportPhase, type PhaseReport } from './demo/phase-report';
+import { GREET_START_TIMEOUT_MS, GREET_STOP_TIMEOUT_MS, GreetProcess, KEEP_FUNCTIONS_VISIBLE, type GreetExit } from './demo/greet-process';
+import { DEMO_CONNECTIONS, driveLoad, heading, ProgressLine, type LoadResult } from './demo/load';
+import { runLeakDemo } from './demo/leak-demo';
+import { HOT_FUNCTION, PING_BODY, PING_ROUTE, reportPhase, type PhaseReport } from './demo/phase-report';
 
 const DEFAULT_SECONDS = 20;
 const MAX_SECONDS = 600;
-/** go-zero's walkthrough uses `hey -c 100`; 20 connections saturate greet's one thread just as well. */
-const CONNECTIONS = 20;
-const START_TIMEOUT_MS = 30_000;
-/** The plugin's flushTimeout (5 s) plus room for the file writes and the exit. */
-const STOP_TIMEOUT_MS = 30_000;
-const PING_BODY = JSON.stringify({ msg: 'pong' });
 /** Said on screen, so nobody expects the same flame graph from a service run without the flags. */
 export const INLINING_NOTE =
   `Note: greet runs with ${KEEP_FUNCTIONS_VISIBLE.join(' ')} so that simulateCPULoad keeps its own frame; ` +
@@ -109,7 +103,7 @@ async function runPhase(settings: Settings, spec: PhaseSpec): Promise<PhaseResul
     simulateCPULoad: spec.simulateCPULoad,
     cwd: settings.repoRoot,
     env: process.env,
-    startTimeoutMs: START_TIMEOUT_MS,
+    startTimeoutMs: GREET_START_TIMEOUT_MS,
     onProblem: (line) => console.log(`  greet ${line}`),
   });
   let load: LoadResult;
@@ -117,7 +111,7 @@ async function runPhase(settings: Settings, spec: PhaseSpec): Promise<PhaseResul
     console.log(`greet listening at ${greet.url}, profiles to ${dir}`);
     load = await driveLoad(`${greet.url}${PING_ROUTE}`, {
       seconds: settings.seconds,
-      connections: CONNECTIONS,
+      connections: DEMO_CONNECTIONS,
       expectBody: PING_BODY,
       progress: new ProgressLine(),
     });
@@ -125,7 +119,7 @@ async function runPhase(settings: Settings, spec: PhaseSpec): Promise<PhaseResul
     greet.kill();
     throw error;
   }
-  const exit = await greet.stop(STOP_TIMEOUT_MS);
+  const exit = await greet.stop(GREET_STOP_TIMEOUT_MS);
   console.log(`greet stopped (SIGTERM); ${load.ok} requests served, ${windowsOf(exit)} profile window(s) flushed`);
 
   const report = await reportPhase(dir, path.join(dir, 'html'));

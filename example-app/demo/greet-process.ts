@@ -17,6 +17,10 @@ import { DemoError } from './demo-error';
  */
 export const KEEP_FUNCTIONS_VISIBLE = ['--no-turbo-inlining', '--no-maglev-inlining'];
 
+/** How long greet may take to listen, and to exit after SIGTERM (flushTimeout 5 s plus the file writes). */
+export const GREET_START_TIMEOUT_MS = 30_000;
+export const GREET_STOP_TIMEOUT_MS = 30_000;
+
 export interface GreetProcessOptions {
   /** greet.js (compiled) or greet.ts (run through ts-node) */
   script: string;

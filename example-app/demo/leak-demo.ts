@@ -21,9 +21,9 @@ import { formatGrowth, formatSigned } from '../../src/report/growth-text';
 import { writeGrowthHtml } from '../../src/report/html';
 import { loadGrowthReport, ReportInputError } from '../../src/report/read-profiles';
 import { DemoError } from './demo-error';
-import { GreetProcess, KEEP_FUNCTIONS_VISIBLE, type GreetExit } from './greet-process';
-import { driveLoad, ProgressLine, type LoadResult } from './load';
-import { PING_ROUTE } from './phase-report';
+import { GREET_START_TIMEOUT_MS, GREET_STOP_TIMEOUT_MS, GreetProcess, KEEP_FUNCTIONS_VISIBLE, type GreetExit } from './greet-process';
+import { DEMO_CONNECTIONS, driveLoad, heading, ProgressLine, type LoadResult } from './load';
+import { PING_BODY, PING_ROUTE } from './phase-report';
 
 export const LEAK_FUNCTION = 'retainPingRecord';
 /** The heap trigger: this much above greet's heap once started. */
@@ -37,12 +37,8 @@ const MiB = 1024 * 1024;
  * the leak grows by tens of MiB in the same time.
  */
 export const NO_LEAK_BOUND_BYTES = 4 * MiB;
-const CONNECTIONS = 20;
 /** How long the leak may take to reach the heap trigger before the demo gives up. */
 const TRIGGER_TIMEOUT_S = 60;
-const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 30_000;
-const PING_BODY = JSON.stringify({ msg: 'pong' });
 
 export interface LeakSettings {
   seconds: number;
@@ -97,7 +93,7 @@ async function runLeakPhase(settings: LeakSettings, name: LeakPhase['name'], lea
     greetEnv: leak ? { GREET_SIMULATE_MEMORY_LEAK: '1', GREET_HEAP_THRESHOLD: HEAP_TRIGGER } : { GREET_SIMULATE_MEMORY_LEAK: '0' },
     cwd: settings.repoRoot,
     env: process.env,
-    startTimeoutMs: START_TIMEOUT_MS,
+    startTimeoutMs: GREET_START_TIMEOUT_MS,
     onProblem: (line) => console.log(`  greet ${line}`),
   });
   let load: LoadResult;
@@ -106,12 +102,12 @@ async function runLeakPhase(settings: LeakSettings, name: LeakPhase['name'], lea
     if (greet.heapTrigger) console.log(greet.heapTrigger);
     const url = `${greet.url}${PING_ROUTE}`;
     if (leak) await loadUntilSession(greet, url);
-    load = await driveLoad(url, { seconds: settings.seconds, connections: CONNECTIONS, expectBody: PING_BODY, progress: new ProgressLine() });
+    load = await driveLoad(url, { seconds: settings.seconds, connections: DEMO_CONNECTIONS, expectBody: PING_BODY, progress: new ProgressLine() });
   } catch (error) {
     greet.kill();
     throw error;
   }
-  const exit = await greet.stop(STOP_TIMEOUT_MS);
+  const exit = await greet.stop(GREET_STOP_TIMEOUT_MS);
   console.log(`greet stopped (SIGTERM); ${load.ok} requests served, ${exit.stats?.sessions ?? 'unknown'} session(s), ${exit.stats?.windows ?? 'unknown'} window(s)`);
   let growth: GrowthReport;
   try {
@@ -130,7 +126,7 @@ async function loadUntilSession(greet: GreetProcess, url: string): Promise<void>
   let rounds = 0;
   while (greet.sessionStarted === undefined) {
     if (rounds++ >= TRIGGER_TIMEOUT_S) throw new DemoError(`no session started after ${TRIGGER_TIMEOUT_S} s of leaking load: the heap trigger (${HEAP_TRIGGER}) was not reached`);
-    await driveLoad(url, { seconds: 1, connections: CONNECTIONS, expectBody: PING_BODY, progress: new ProgressLine() });
+    await driveLoad(url, { seconds: 1, connections: DEMO_CONNECTIONS, expectBody: PING_BODY, progress: new ProgressLine() });
   }
   console.log(`greet after ${rounds} s of load: ${greet.sessionStarted}`);
 }
@@ -201,10 +197,6 @@ function writeLeakSummary(settings: LeakSettings, phases: LeakPhase[]): string {
   };
   writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
   return file;
-}
-
-export function heading(text: string): void {
-  console.log(`\n== ${text} ==`);
 }
 
 export async function runLeakDemo(settings: LeakSettings): Promise<void> {

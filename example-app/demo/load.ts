@@ -2,6 +2,14 @@
 import autocannon from 'autocannon';
 import { DemoError } from './demo-error';
 
+/** go-zero's walkthrough uses `hey -c 100`; 20 connections saturate greet's one thread just as well. */
+export const DEMO_CONNECTIONS = 20;
+
+/** A section heading of the demo's output. */
+export function heading(text: string): void {
+  console.log(`\n== ${text} ==`);
+}
+
 export interface LoadOptions {
   seconds: number;
   connections: number;

@@ -11,6 +11,8 @@ import { formatTable } from '../../src/report/table';
 import { DemoError } from './demo-error';
 
 export const PING_ROUTE = '/ping';
+/** What greet's /ping answers. */
+export const PING_BODY = JSON.stringify({ msg: 'pong' });
 export const HOT_FUNCTION = 'simulateCPULoad';
 
 export interface PhaseReport {

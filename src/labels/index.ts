@@ -182,8 +182,9 @@ export class RequestLabels implements LabelRunner {
     this.activeValue = true;
     if (!this.hinted) {
       this.hinted = true;
-      const hint = labelModeHint(this.detectMode(), this.opts.nodeVersion ?? process.versions.node);
-      if (hint !== undefined) this.opts.info?.({ labelMode: this.modeValue, node: this.opts.nodeVersion ?? process.versions.node }, hint);
+      const node = this.opts.nodeVersion ?? process.versions.node;
+      const hint = labelModeHint(this.detectMode(), node);
+      if (hint !== undefined) this.opts.info?.({ labelMode: this.modeValue, node }, hint);
     }
   }
 

@@ -4,7 +4,7 @@
  */
 import { perMinute, selfGrowth, totalGrowth, type FunctionGrowth, type GrowthReport } from './growth';
 import type { SkippedProfile } from './aggregate';
-import { formatStack, formatTime, formatValue, HEAP_NO_ROUTE_NOTE, indent, renderColumns, skippedSummary } from './table';
+import { formatSnapshotTime, formatStack, formatValue, HEAP_NO_ROUTE_NOTE, indent, renderColumns, skippedSummary } from './table';
 
 /** `+1.5 MiB`, `-12 KiB`, `0 B` */
 export function formatSigned(bytes: number, unit: string): string {
@@ -17,10 +17,6 @@ function rate(bytes: number, report: GrowthReport): string {
   return r === undefined ? '-' : `${formatSigned(Math.round(r), report.unit)}/min`;
 }
 
-function when(timeMs: number | undefined): string {
-  return timeMs === undefined ? 'no time in the profile' : formatTime(timeMs);
-}
-
 function heading(report: GrowthReport): string {
   const { earliest, latest, unit } = report;
   const apps = report.appNames.length > 0 ? `${report.appNames.join(', ')}: ` : '';
@@ -28,8 +24,8 @@ function heading(report: GrowthReport): string {
   const growth = latest.bytes - earliest.bytes;
   return [
     `${apps}Heap growth (in-use space) between 2 of ${report.snapshots} heap snapshots, ${span}`,
-    `  earliest: ${earliest.source} (${when(earliest.timeMs)}): ${formatValue(earliest.bytes, unit)} in use`,
-    `  latest:   ${latest.source} (${when(latest.timeMs)}): ${formatValue(latest.bytes, unit)} in use`,
+    `  earliest: ${earliest.source} (${formatSnapshotTime(earliest.timeMs)}): ${formatValue(earliest.bytes, unit)} in use`,
+    `  latest:   ${latest.source} (${formatSnapshotTime(latest.timeMs)}): ${formatValue(latest.bytes, unit)} in use`,
     `  change:   ${formatSigned(growth, unit)} (${rate(growth, report)})`,
   ].join('\n');
 }

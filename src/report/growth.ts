@@ -8,7 +8,7 @@
  * Heap samples carry no route (V8 records no request context for allocations): every route tree
  * the builder makes of a snapshot is merged into one tree for the whole process.
  */
-import { ReportBuilder, type FlameNode, type SortBy } from './aggregate';
+import { DEFAULT_TOP, ReportBuilder, type FlameNode, type SortBy } from './aggregate';
 import type { HeapSnapshot } from './heap-input';
 
 /** A frame of the latest snapshot's tree, with how much its inclusive in-use bytes grew. */
@@ -224,7 +224,7 @@ function summary(snapshot: HeapSnapshot, tree: SnapshotTree): SnapshotSummary {
 
 /** Ranks what grew from `earliest` to `latest` (two snapshots of one process, ideally). */
 export function buildGrowthReport(earliest: HeapSnapshot, latest: HeapSnapshot, snapshots: number, options: GrowthOptions = {}): GrowthReport {
-  const top = options.top ?? 10;
+  const top = options.top ?? DEFAULT_TOP;
   const sortBy = options.sortBy ?? 'self';
   const before = snapshotTree(earliest);
   const after = snapshotTree(latest);

@@ -158,6 +158,11 @@ export function formatStack(frames: readonly string[], keep = 6): string {
   return [...frames.slice(0, 2), '...', ...frames.slice(frames.length - (keep - 2))].join(' > ');
 }
 
+/** When a heap snapshot was taken, or that its profile does not say. */
+export function formatSnapshotTime(timeMs: number | undefined): string {
+  return timeMs === undefined ? 'no time in the profile' : formatTime(timeMs);
+}
+
 function heapTables(report: ReportData): string[] {
   const heap = report.heap!;
   const unit = report.sampleType.unit;
@@ -171,7 +176,7 @@ function heapTables(report: ReportData): string[] {
     ['right', 'right', 'right', 'right', 'right', 'left', 'left']);
   const heading = `Top ${report.top} functions by ${report.sortBy} in-use space (Objects: in-use objects allocated by the function itself)`;
   const stacks = root ? topStacks(root.flame, 5).map((s) => `  ${formatValue(s.self, unit).padStart(10)}  ${formatStack(s.frames)}`) : [];
-  const when = heap.timeMs === undefined ? 'no time in the profile' : formatTime(heap.timeMs);
+  const when = formatSnapshotTime(heap.timeMs);
   const snapshot = `Snapshot: ${heap.source} (${when})${heap.earlierSnapshots > 0 ? `; ${heap.earlierSnapshots} earlier snapshot${heap.earlierSnapshots === 1 ? '' : 's'} not summed (--growth ranks what grew between the earliest and the latest)` : ''}; ${heap.objectsTotal} objects in use`;
   return [snapshot, HEAP_NO_ROUTE_NOTE, `${heading}\n${indent(table)}`, `Retaining stacks (bytes allocated there and still live):\n${stacks.join('\n')}`];
 }
