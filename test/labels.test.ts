@@ -242,6 +242,11 @@ describe('when no session runs', () => {
     const labels = new RequestLabels(DEFAULTS);
     expect(labels.withLabels({ route: '/jobs/import', method: 'JOB' }, () => 'ran')).toBe('ran');
   });
+
+  test('withLabels refuses thread: the plugin says which thread ran a sample', () => {
+    const labels = new RequestLabels(DEFAULTS);
+    expect(() => labels.withLabels({ thread: 'pool' }, () => 'ran')).toThrow('withLabels: label name "thread" is set by the plugin itself (the thread that ran the sample)');
+  });
 });
 
 // -------------------------------------------------------------------------------------------------

@@ -45,11 +45,13 @@ export function userLabelNameProblem(name: string): string | undefined {
 }
 
 /**
- * Why `name` cannot be a `withLabels` label name, or undefined when it can: built-in names are
- * allowed there (the value replaces the request's for that function; the cardinality cap of
- * `maxLabelValues` applies to it as to every label).
+ * Why `name` cannot be a `withLabels` label name, or undefined when it can: `route` and `method`
+ * are allowed there (the value replaces the request's for that function; the cardinality cap of
+ * `maxLabelValues` applies to it as to every label). `thread` is not: it says which thread ran a
+ * sample, and the plugin would leave a sample that already carries one as it is.
  */
 export function runtimeLabelNameProblem(name: string): string | undefined {
+  if (name === THREAD_LABEL) return 'is set by the plugin itself (the thread that ran the sample)';
   return labelNameProblem(name);
 }
 
