@@ -233,6 +233,7 @@ function createWorkerRelay(o: ResolvedOptions, frameColumns: boolean, logger: Mi
   return new WorkerRelay({
     maxWorkers: o.maxWorkers,
     replyTimeoutMs: workerReplyTimeout(o.flushTimeout),
+    heapIntervalBytes: o.heapSamplingInterval,
     settings: { sampleRate: o.sampleRate, collectCpuTime: true, windowMs: o.uploadRate, maxLabelValues: o.maxLabelValues, maxLabelsPerSample: o.maxLabelsPerSample, frameColumns },
     logger,
   });

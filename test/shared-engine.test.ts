@@ -112,14 +112,14 @@ describe('SharedEngine', () => {
 
   it('the heap sampler runs while anyone holds it', () => {
     const shared = engine();
-    shared.acquireHeap();
-    shared.acquireHeap();
-    expect(shared.heapSnapshot()?.kind).toBe('heap');
-    shared.releaseHeap();
-    expect(shared.heapRunning).toBe(true);
-    shared.releaseHeap();
-    expect(shared.heapRunning).toBe(false);
-    expect(shared.heapSnapshot()).toBeUndefined();
+    shared.heap.acquire();
+    shared.heap.acquire();
+    expect(shared.heap.snapshot()?.kind).toBe('heap');
+    shared.heap.release();
+    expect(shared.heap.running).toBe(true);
+    shared.heap.release();
+    expect(shared.heap.running).toBe(false);
+    expect(shared.heap.snapshot()).toBeUndefined();
     heap.start(65_536, 64); // released for real: someone else can take it
     heap.stop();
   });

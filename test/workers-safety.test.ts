@@ -1,9 +1,10 @@
 /**
  * Issue 18, bounds and safety: worker threads that misbehave never hurt the main thread. Real
  * `worker_threads` Workers (CommonJS fixture, the built entry point) next to a real plugin
- * instance: one exits mid-session, one throws at start, one cannot start its engine, one blocks
- * for 10 s. No crash, no unhandled rejection, close() within flushTimeout, counts in stats().
+ * instance: one exits mid-session, one is terminated, one throws at start, one cannot start its
+ * engine, one blocks for 10 s. No crash, no unhandled rejection, close() within flushTimeout, counts in stats().
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,20 +13,22 @@ import { Worker } from 'node:worker_threads';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Profile } from 'pprof-format';
 import plugin from '../src/index';
+import { sleep, until } from './helpers/wait';
 
 const WORKER_FILE = path.join(__dirname, 'fixtures', 'workers', 'plain-worker.js');
+const TERMINATE_CHILD = path.join(__dirname, 'fixtures', 'workers', 'terminate-child.js');
 const FLUSH_TIMEOUT_MS = 2_000;
 /** What close() may take beyond flushTimeout: the controller's own 250 ms plus a loaded machine. */
 const CLOSE_MARGIN_MS = 1_500;
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
+function runChild(file: string, args: string[]): Promise<{ stdout: string; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ stdout, code }));
+  });
 }
 
 function nextMessage(worker: Worker, expected: string): Promise<void> {
@@ -111,6 +114,27 @@ describe('worker threads that misbehave', () => {
     expect(burn.total).toBeGreaterThanOrEqual(30);
     expect(burn.byLabels).toEqual({ 'thread=exit,route=/exit': burn.total });
     expect(workerStats()).toMatchObject({ workers: 0, workersJoined: 1, workersLeft: 1, workerPiecesDropped: 0 });
+    // it said goodbye before its exit: nothing was lost
+    await sleep(1200);
+    expect(workerStats()).toMatchObject({ workersLost: 0, workerPiecesLost: 0 });
+  });
+
+  test('a worker terminated mid-session: its unsent piece is counted lost and its slot freed at once', async () => {
+    // in a child process of its own: only a Worker's creator hears its exit, through
+    // process.on('worker'), which Jest's sandboxed process never emits
+    const { stdout, code } = await runChild(TERMINATE_CHILD, [dir]);
+    const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { counted: boolean; countedAfterMs: number; before: Record<string, number>; after: Record<string, number> };
+    // eslint-disable-next-line no-console
+    console.log(`terminated worker: loss counted after ${result.countedAfterMs} ms; ${JSON.stringify(result.after)}`);
+    expect(code).toBe(0);
+    expect(result.counted).toBe(true);
+    expect(result.before).toMatchObject({ workers: 1, workerPiecesLost: 0 });
+    // a terminated thread runs none of its code on the way out: no leave, the loss is counted
+    expect(result.after).toMatchObject({ workers: 0, workersJoined: 1, workersLeft: 0, workersLost: 1, workerPiecesLost: 1 });
+    // what it handed over before (pieces of the windows it answered) is there, labelled
+    const burn = samplesOf(dir, 'burnPlainTask');
+    expect(burn.total).toBeGreaterThanOrEqual(20);
+    expect(Object.keys(burn.byLabels)).toEqual([expect.stringMatching(/^thread=worker-\d+,route=\/terminated$/)]);
   });
 
   test('a worker that throws at start ends alone; the app and its sessions go on', async () => {

@@ -17,7 +17,7 @@ import { hasSamples } from './transform';
 
 export { encodeProfile, FrameRewriter, HeapProfiler, SharedEngine, TimeProfiler, TimeShare, mergeProfiles, type SampleLabeler, type TimeKinds, type WindowProfile };
 export type { SharedEngineOptions } from './shared-engine';
-export type { ThreadShare, ThreadSource } from './threads';
+export type { ThreadHeaps, ThreadShare, ThreadSource } from './threads';
 
 /** Profiles one session collects on top of `profileTypes` (set by what started it). */
 export interface SessionExtras {
@@ -88,16 +88,7 @@ export class EngineProfiler implements SessionProfiler {
   private readonly heapEncoder: SnapshotEncoder;
 
   constructor(private readonly options: EngineProfilerOptions) {
-    this.engine =
-      options.engine ??
-      new SharedEngine({
-        sampleRate: options.sampleRate,
-        heapSamplingInterval: options.heapSamplingInterval,
-        collectCpuTime: options.profileTypes.cpu,
-        windowMs: options.windowMs,
-        labeler: options.labeler,
-        frameColumns: options.frames?.wantsColumns ?? false,
-      });
+    this.engine = options.engine ?? ownEngine(options);
     this.heapEncoder = new SnapshotEncoder(options.frames);
   }
 
@@ -108,14 +99,14 @@ export class EngineProfiler implements SessionProfiler {
 
   open(): void {
     if (!this.options.heapBetweenSessions || this.heapOpen) return;
-    this.engine.acquireHeap();
+    this.engine.heap.acquire();
     this.heapOpen = true;
   }
 
   close(): void {
     if (!this.heapOpen) return;
     this.heapOpen = false;
-    this.engine.releaseHeap();
+    this.engine.heap.release();
   }
 
   start(extras: SessionExtras = {}): void {
@@ -126,7 +117,7 @@ export class EngineProfiler implements SessionProfiler {
     if (kinds.cpu || kinds.wall) this.share = this.engine.joinTime();
     try {
       if (heap) {
-        this.engine.acquireHeap();
+        this.engine.heap.acquire();
         this.sessionHeap = true;
       }
     } catch (error) {
@@ -146,10 +137,12 @@ export class EngineProfiler implements SessionProfiler {
    * its pieces are merged and split into views, before the heap snapshot and again before
    * encoding, so requests run between the blocks instead of waiting for their sum (the longest
    * flush block is then `time.stop` alone: 5-10 ms on Node 24 in bench/block-causes.js, merge and
-   * views 0-4 ms more when they ran in the same block).
+   * views 0-4 ms more when they ran in the same block). The workers' heap snapshots are asked
+   * for at the boundary too, so that wait overlaps theirs of the time pieces.
    */
   async collect(window: Window): Promise<CollectedWindow> {
     const share = this.share;
+    const workerHeaps = this.sessionHeap ? this.engine.heap.askThreads() : undefined;
     const pieces = share ? this.engine.takeTime(share) : [];
     const samplerRestarted = share?.samplerRestarted === true;
     if (share) share.samplerRestarted = false;
@@ -158,7 +151,7 @@ export class EngineProfiler implements SessionProfiler {
     const workerPieces = share ? await this.engine.threadPieces(share) : [];
     const timeProfiles = this.timeViews(pieces, workerPieces, kinds);
     await yieldToEventLoop();
-    const heapProfiles = this.heapSnapshot();
+    const heapProfiles = this.heapProfiles(this.sessionHeap ? this.engine.heap.snapshot() : undefined, await workerHeaps);
     await yieldToEventLoop();
     const encoded = await this.encodeWindow([...timeProfiles, ...heapProfiles], window);
     return samplerRestarted ? { ...encoded, samplerRestarted } : encoded;
@@ -167,6 +160,7 @@ export class EngineProfiler implements SessionProfiler {
   /** Async, yet the engines stop before the first await (synchronously, as the controller needs); then the workers' last pieces are awaited. */
   async stop(window: Window): Promise<CollectedWindow> {
     const share = this.share;
+    const workerHeaps = this.sessionHeap ? this.engine.heap.askThreads(true) : undefined;
     let pieces: Profile[];
     try {
       pieces = this.leaveTime();
@@ -174,14 +168,15 @@ export class EngineProfiler implements SessionProfiler {
       this.releaseSessionHeap(); // both samplers stop even when one throws
       throw error;
     }
-    let heapProfiles: WindowProfile[];
+    let mainHeap: WindowProfile | undefined;
     try {
-      heapProfiles = this.heapSnapshot();
+      mainHeap = this.sessionHeap ? this.engine.heap.snapshot() : undefined;
     } finally {
       // the sampler open() holds keeps running after the session (the engine counts holders)
       this.releaseSessionHeap();
     }
     const workerPieces = share ? await this.engine.threadPieces(share) : [];
+    const heapProfiles = this.heapProfiles(mainHeap, await workerHeaps);
     return this.encodeWindow([...this.timeViews(pieces, workerPieces), ...heapProfiles], window);
   }
 
@@ -209,12 +204,12 @@ export class EngineProfiler implements SessionProfiler {
   private releaseSessionHeap(): void {
     if (!this.sessionHeap) return;
     this.sessionHeap = false;
-    this.engine.releaseHeap();
+    this.engine.heap.release();
   }
 
-  private heapSnapshot(): WindowProfile[] {
-    if (!this.sessionHeap) return [];
-    const snapshot = this.engine.heapSnapshot();
+  /** The window's heap profile: the main thread's snapshot with the workers' merged in. */
+  private heapProfiles(main: WindowProfile | undefined, workers: Profile[] = []): WindowProfile[] {
+    const snapshot = this.engine.heap.merge(main, workers);
     return snapshot && hasSamples(snapshot.profile) ? [snapshot] : [];
   }
 
@@ -222,6 +217,18 @@ export class EngineProfiler implements SessionProfiler {
     const merged = this.engine.mergeWindow(pieces, workerPieces);
     return merged === undefined ? [] : this.engine.views(merged, kinds);
   }
+}
+
+/** An engine of the session's own, when the process's is not given (tests, the bench's engine floor). */
+function ownEngine(options: EngineProfilerOptions): SharedEngine {
+  return new SharedEngine({
+    sampleRate: options.sampleRate,
+    heapSamplingInterval: options.heapSamplingInterval,
+    collectCpuTime: options.profileTypes.cpu,
+    windowMs: options.windowMs,
+    labeler: options.labeler,
+    frameColumns: options.frames?.wantsColumns ?? false,
+  });
 }
 
 function yieldToEventLoop(): Promise<void> {

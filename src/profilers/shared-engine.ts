@@ -20,11 +20,10 @@
  * one out stops it, so a capture with no push session runs the engine for its duration only.
  * With a single consumer (the usual push session) there is one piece per window: no merge.
  *
- * The heap sampler is shared by counting holders: a heap profile is a snapshot of what is live,
- * so any holder can read it at any time without disturbing another.
+ * The heap sampler is shared too (`heap`, shared-heap.ts): by counting holders.
  */
 import type { Profile } from 'pprof-format';
-import { HeapProfiler } from './heap';
+import { SharedHeap } from './shared-heap';
 import { mergeThreadPieces, type ThreadShare, type ThreadSource } from './threads';
 import { TimeProfiler, type SampleLabeler, type WindowProfile } from './time';
 
@@ -73,9 +72,9 @@ export class SharedEngine {
   private readonly minPieceMs: number;
   /** performance.now() of the engine start or last cut */
   private pieceStartedAt = 0;
-  private readonly heap: HeapProfiler;
+  /** the process's heap sampler, the workers' with it */
+  readonly heap: SharedHeap;
   private readonly shares = new Set<TimeShare>();
-  private heapHolders = 0;
   private readonly threads?: ThreadSource;
 
   constructor(options: SharedEngineOptions) {
@@ -88,17 +87,13 @@ export class SharedEngine {
       labeler: options.labeler,
       frameColumns: options.frameColumns,
     });
-    this.heap = new HeapProfiler(options.heapSamplingInterval, options.frameColumns);
+    this.heap = new SharedHeap(options.heapSamplingInterval, options.frameColumns ?? false, options.threads);
     this.minPieceMs = (MIN_PIECE_SAMPLE_PERIODS * 1000) / options.sampleRate;
   }
 
   /** consumers of the time engine right now */
   get timeConsumers(): number {
     return this.shares.size;
-  }
-
-  get heapRunning(): boolean {
-    return this.heapHolders > 0;
   }
 
   /** V8 sampler restarts so far (see TimeProfiler.collect) */
@@ -171,24 +166,6 @@ export class SharedEngine {
   /** The CPU and/or wall views of (merged) engine profiles. */
   views(profile: Profile, kinds: { cpu: boolean; wall: boolean }): WindowProfile[] {
     return this.time.views(profile, kinds);
-  }
-
-  /** Hold the heap sampler: the first holder starts it (throws when it cannot). */
-  acquireHeap(): void {
-    if (this.heapHolders === 0) this.heap.start();
-    this.heapHolders++;
-  }
-
-  /** What is live now, sampled; undefined when nobody holds the sampler. */
-  heapSnapshot(): WindowProfile | undefined {
-    return this.heapHolders > 0 ? this.heap.snapshot() : undefined;
-  }
-
-  /** Let go of the heap sampler: the last holder stops it. */
-  releaseHeap(): void {
-    if (this.heapHolders === 0) return;
-    this.heapHolders--;
-    if (this.heapHolders === 0) this.heap.release();
   }
 
   /** The samples since the previous cut go to every consumer in now; sampling goes on. */

@@ -1,11 +1,13 @@
 /**
- * Worker threads as one more source of time samples (src/workers/ implements it; this module
- * only says what the shared engine needs from it) and the merge of a window's pieces of every
- * thread into one profile.
+ * Worker threads as one more source of time samples and heap snapshots (src/workers/ implements
+ * it; this module only says what the shared engine needs from it) and the merge of a window's
+ * pieces (or snapshots) of every thread into one profile.
  */
 import { Label, type Profile } from 'pprof-format';
+import { MAX_SAMPLES_PER_PROFILE } from '../pyroscope-rules';
 import { mergeProfiles } from './merge';
-import { sampleTypeIndex } from './transform';
+import type { WindowProfile } from './time';
+import { capSamples, sampleTypeIndex } from './transform';
 
 /** One consumer's part of the workers' samples (opaque to the engine). */
 export type ThreadShare = object;
@@ -20,6 +22,18 @@ export interface ThreadSource {
   leave(share: ThreadShare): Promise<Profile[]>;
   /** The label of the main thread's samples (`thread=main`); undefined while no worker took part. */
   mainThreadLabel(): { name: string; value: string } | undefined;
+  /** The workers' heap samplers. */
+  readonly heap: ThreadHeaps;
+}
+
+/** What the shared heap sampler (shared-heap.ts) asks of the worker threads; never throws nor rejects. */
+export interface ThreadHeaps {
+  /** The main thread's heap sampler started: the workers' start too. */
+  start(): void;
+  /** The main thread's heap sampler stopped: the workers' stop too. */
+  stop(): void;
+  /** Every worker's latest heap snapshot, after a bounded wait (`keepAlive`: the process is held up for it). */
+  snapshots(keepAlive: boolean): Promise<Profile[]>;
 }
 
 /** @datadog/pprof's pseudo-frame for CPU used by threads other than the main thread's JavaScript. */
@@ -41,8 +55,20 @@ export function mergeThreadPieces(main: readonly Profile[], workers: readonly Pr
   return merged;
 }
 
+/**
+ * One heap profile of what is live in every thread: the main thread's snapshot (labelled
+ * `thread=<mainThread>` when given) and the workers' (labelled by the workers), capped as one
+ * profile. The main snapshot alone comes back as it is when no worker sent one.
+ */
+export function mergeHeapSnapshots(main: WindowProfile, workers: readonly Profile[], mainThread: { name: string; value: string } | undefined): WindowProfile {
+  if (mainThread !== undefined) labelUnlabelledThreads(main.profile, mainThread.name, mainThread.value);
+  if (workers.length === 0) return main;
+  const profile = mergeProfiles([main.profile, ...workers]);
+  return { kind: 'heap', profile, foldedSamples: main.foldedSamples + capSamples(profile, MAX_SAMPLES_PER_PROFILE) };
+}
+
 /** Samples without a thread label get `key=value` (idempotent: a piece shared by two consumers may come twice). */
-function labelUnlabelledThreads(profile: Profile, key: string, value: string): void {
+export function labelUnlabelledThreads(profile: Profile, key: string, value: string): void {
   const keyId = profile.stringTable.dedup(key);
   const valueId = profile.stringTable.dedup(value);
   for (const sample of profile.sample) {

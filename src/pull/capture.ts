@@ -96,7 +96,7 @@ export class Captures {
       return Promise.reject(error);
     }
     const { type, seconds } = checked;
-    const heapNow = type === 'heap' && seconds === undefined && this.deps.engine.heapRunning;
+    const heapNow = type === 'heap' && seconds === undefined && this.deps.engine.heap.running;
     if (heapNow) return this.track(this.heapCapture(undefined));
     const length = seconds ?? PPROF_DEFAULTS.seconds;
     return this.track(type === 'heap' ? this.heapCapture(length) : this.timeCapture(type, length));
@@ -191,15 +191,15 @@ export class Captures {
 
   private async heapCapture(seconds: number | undefined): Promise<Buffer> {
     const { engine } = this.deps;
-    if (seconds === undefined) return encodeHeap(engine.heapSnapshot(), Date.now(), 0, this.deps.frames);
+    if (seconds === undefined) return encodeHeap(await engine.heap.snapshotAll(), Date.now(), 0, this.deps.frames);
     const startedAt = Date.now();
-    this.engineCall(() => engine.acquireHeap(), 'the heap sampler could not start', 503);
+    this.engineCall(() => engine.heap.acquire(), 'the heap sampler could not start', 503);
     const { done, release } = this.begin(seconds);
     try {
       await done;
-      return await encodeHeap(engine.heapSnapshot(), startedAt, Date.now() - startedAt, this.deps.frames);
+      return await encodeHeap(await engine.heap.snapshotAll(), startedAt, Date.now() - startedAt, this.deps.frames);
     } finally {
-      engine.releaseHeap();
+      engine.heap.release();
       release();
     }
   }

@@ -57,7 +57,7 @@ export class PullMode {
   async ready(): Promise<void> {
     if (this.deps.endpoints === undefined) return;
     try {
-      this.deps.engine.acquireHeap();
+      this.deps.engine.heap.acquire();
       this.holdsHeap = true;
     } catch (error) {
       this.deps.logger.error({ err: error instanceof Error ? error.message : String(error) }, 'continuous profiling: the heap sampler for the pprof endpoints could not start');
@@ -82,7 +82,7 @@ export class PullMode {
     this.appUrl = undefined;
     if (this.holdsHeap) {
       this.holdsHeap = false;
-      this.deps.engine.releaseHeap();
+      this.deps.engine.heap.release();
     }
   }
 }

@@ -13,8 +13,12 @@
  *   that comes later is not lost: it goes to the consumers in at its arrival (its samples land in
  *   the next window), or is dropped and counted when none is.
  * - A worker that exits sends its last piece. One that is terminated (piscina ends idle threads
- *   that way) cannot: unheard of for a few windows (roster.ts), it is forgotten and its slot
- *   freed; if it was only asleep, its next piece brings it back when there is room.
+ *   that way) cannot: when this thread created it (after the relay existed), its `exit` tells
+ *   (exits.ts) and, with no leave heard by then, what it sampled since its last piece is counted
+ *   lost and its slot freed at once; otherwise, unheard of for a few windows (roster.ts), it is
+ *   forgotten and its slot freed; if it was only asleep, its next piece brings it back.
+ * - Heap: while the main thread's heap sampler runs, the workers' run too (heap-snapshots.ts: a
+ *   window takes each worker's latest snapshot).
  * Nothing here throws or rejects: bad messages are ignored, failures counted in stats().
  */
 import { BroadcastChannel } from 'node:worker_threads';
@@ -24,11 +28,15 @@ import type { MinimalLogger } from '../types';
 import { WorkerRoster } from './roster';
 import { MAIN_THREAD, THREAD_LABEL } from '../labels/label-set';
 import { CutWaits } from './cut-waits';
+import { WorkerExits } from './exits';
+import { RelayHeaps } from './heap-snapshots';
 import { asWorkerMessage, CHANNEL_NAME, PROTOCOL_VERSION, UNASKED_CUT, type MainMessage, type WorkerEngineSettings, type WorkerMessage } from './protocol';
 
 export interface WorkerRelayOptions {
   maxWorkers: number;
   settings: WorkerEngineSettings;
+  /** the heap sampler's bytes between samples (heapSamplingInterval) */
+  heapIntervalBytes: number;
   /** how long a cut waits for the workers' pieces */
   replyTimeoutMs: number;
   logger: MinimalLogger;
@@ -45,16 +53,22 @@ export interface WorkerStats {
   workersLeft: number;
   /** workers that stopped answering (terminated, stuck) and are no longer waited for */
   workersLost: number;
+  /** workers terminated during a session (worker.terminate(), piscina's idleTimeout): what each sampled since its last piece is lost */
+  workerPiecesLost: number;
   /** worker engines that could not start */
   workerStartFailures: number;
   /** times a window went without a worker's piece after waiting for it (busy in a long task, stuck, gone) */
   workerCutsMissed: number;
   /** pieces that missed their cut's wait (delivered with the next window) */
   workerPiecesLate: number;
-  /** pieces lost: arrived when no consumer was in, or unreadable */
+  /** pieces (and heap snapshots) lost: arrived when no consumer was in, or unreadable */
   workerPiecesDropped: number;
   /** task label entries refused in workers (bad name or value, over the per-sample limit) */
   workerLabelsDropped: number;
+  /** heap profiles that carried a worker's earlier snapshot (it could not answer: asleep between piscina tasks, in a long task) */
+  workerHeapsEarlier: number;
+  /** heap profiles without a participating worker's heap (no snapshot from it yet: asleep since its sampler started, or the sampler failed) */
+  workerHeapsMissing: number;
 }
 
 const MAIN_THREAD_LABEL = Object.freeze({ name: THREAD_LABEL, value: MAIN_THREAD });
@@ -91,19 +105,34 @@ class MainChannel {
  */
 let lastSession = Date.now();
 
+/**
+ * How long after a worker's `exit` its leave may still come (the leave is posted on the channel
+ * before the thread ends; the two reach this thread by different queues): past it, no leave
+ * means it was terminated.
+ */
+const LEAVE_GRACE_MS = 1000;
+
 class RelayShare implements ThreadShare {
   readonly pieces: Profile[] = [];
 }
 
+/**
+ * long: the threads' membership (join, refuse, forget, readmit), the cuts and the delivery of
+ * their pieces share one roster, one set of waits and the session; split apart, each would reach
+ * into the others' state. The heap part (heap-snapshots.ts) and exits (exits.ts) are apart.
+ */
 export class WorkerRelay implements ThreadSource {
   private readonly channel = new MainChannel((message) => this.receive(message));
   private readonly roster: WorkerRoster;
   private readonly waits: CutWaits<Set<RelayShare>>;
   private readonly shares = new Set<RelayShare>();
+  /** the workers' heap samplers and snapshots (heap-snapshots.ts) */
+  readonly heap: RelayHeaps;
+  private readonly exits = new WorkerExits({ graceMs: LEAVE_GRACE_MS, sampling: () => this.shares.size > 0, settled: (threadId, sampling) => this.terminated(threadId, sampling) });
   private session = 0;
   private cutCounter = 0;
   private closed = false;
-  readonly counters = { startFailures: 0, missed: 0, late: 0, dropped: 0, labelsDropped: 0 };
+  readonly counters = { startFailures: 0, missed: 0, late: 0, dropped: 0, labelsDropped: 0, piecesLost: 0 };
 
   constructor(private readonly options: WorkerRelayOptions) {
     this.roster = new WorkerRoster(options.maxWorkers, options.settings.windowMs, options.logger);
@@ -111,6 +140,9 @@ export class WorkerRelay implements ThreadSource {
       this.counters.missed++;
       this.roster.heard(threadId, false); // the next cuts do not wait for it, until it answers again
     });
+    const { settings, heapIntervalBytes, replyTimeoutMs, logger } = options;
+    const heap = { intervalBytes: heapIntervalBytes, windowMs: settings.windowMs, frameColumns: settings.frameColumns };
+    this.heap = new RelayHeaps({ post: (message) => this.channel.post(message), roster: this.roster, settings: heap, replyTimeoutMs, logger });
   }
 
   /** `thread="main"` on the main thread's samples once a worker took part; before, no label at all. */
@@ -150,7 +182,7 @@ export class WorkerRelay implements ThreadSource {
   }
 
   stats(): WorkerStats {
-    return workerStats(this.roster, this.counters);
+    return workerStats(this.roster, this.counters, this.heap.counters);
   }
 
   /** At the plugin's close, after the last session: pending waits end now, the channel closes. */
@@ -158,6 +190,8 @@ export class WorkerRelay implements ThreadSource {
     if (this.closed) return;
     this.closed = true;
     this.waits.endAll();
+    this.heap.close();
+    this.exits.close();
     this.channel.close();
   }
 
@@ -185,7 +219,7 @@ export class WorkerRelay implements ThreadSource {
       case 'join':
         if (this.roster.known(message.threadId)) return;
         this.roster.admit(message.threadId, message.name, true);
-        if (this.shares.size > 0) this.broadcastStart();
+        this.broadcastState();
         return;
       case 'failed':
         this.counters.startFailures++;
@@ -196,7 +230,18 @@ export class WorkerRelay implements ThreadSource {
       case 'piece':
       case 'leave':
         this.deliver(message);
+        return;
+      case 'heap':
+        this.heap.receive(message);
     }
+  }
+
+  /** A worker this thread created exited LEAVE_GRACE_MS ago; no leave came: it was terminated (`sampling`: during a session). */
+  private terminated(threadId: number, sampling: boolean): void {
+    if (this.closed || !this.roster.has(threadId)) return; // its leave came
+    if (sampling) this.counters.piecesLost++;
+    this.options.logger.info({ threadId }, 'continuous profiling: a worker thread was terminated; what it sampled since its last piece is lost');
+    this.forget(threadId, 'lost');
   }
 
   private deliver(message: Extract<WorkerMessage, { kind: 'piece' | 'leave' }>): void {
@@ -223,7 +268,10 @@ export class WorkerRelay implements ThreadSource {
   /** A forgotten thread was only asleep: back in when there is room, else told not to sample. */
   private readmit(threadId: number): boolean {
     if (this.shares.size === 0) return false;
-    if (this.roster.admit(threadId, `worker-${threadId}`, false)) return true;
+    if (this.roster.admit(threadId, `worker-${threadId}`, false)) {
+      this.heap.announce();
+      return true;
+    }
     this.broadcastStart();
     return false;
   }
@@ -231,8 +279,17 @@ export class WorkerRelay implements ThreadSource {
   /** A worker left or is gone: no cut waits for it any more; a refused thread may take its slot. */
   private forget(threadId: number, why: 'left' | 'lost'): void {
     const { forgotten, promoted } = this.roster.forget(threadId, why);
-    if (forgotten) this.waits.release(threadId);
-    if (promoted && this.shares.size > 0) this.broadcastStart();
+    if (forgotten) {
+      this.waits.release(threadId);
+      this.heap.forget(threadId);
+    }
+    if (promoted) this.broadcastState();
+  }
+
+  /** What the threads must run now (a thread joined or was promoted): the session's engine, the heap sampler. */
+  private broadcastState(): void {
+    if (this.shares.size > 0) this.broadcastStart();
+    this.heap.announce();
   }
 
   private broadcastStart(): void {
@@ -242,7 +299,7 @@ export class WorkerRelay implements ThreadSource {
 
 type RelayCounters = WorkerRelay['counters'];
 
-function workerStats(roster: WorkerRoster, c: RelayCounters): WorkerStats {
+function workerStats(roster: WorkerRoster, c: RelayCounters, heaps: RelayHeaps['counters']): WorkerStats {
   const r = roster.counters;
   return {
     workers: roster.size,
@@ -250,11 +307,14 @@ function workerStats(roster: WorkerRoster, c: RelayCounters): WorkerStats {
     workersRefused: r.refused,
     workersLeft: r.left,
     workersLost: r.lost,
-    workerStartFailures: c.startFailures,
+    workerPiecesLost: c.piecesLost,
+    workerStartFailures: c.startFailures + heaps.failures,
     workerCutsMissed: c.missed,
     workerPiecesLate: c.late,
-    workerPiecesDropped: c.dropped,
+    workerPiecesDropped: c.dropped + heaps.unreadable,
     workerLabelsDropped: c.labelsDropped,
+    workerHeapsEarlier: heaps.earlier,
+    workerHeapsMissing: heaps.missing,
   };
 }
 

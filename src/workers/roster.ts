@@ -52,6 +52,11 @@ export class WorkerRoster {
     return this.admitted.has(threadId) || this.refused.has(threadId);
   }
 
+  /** The threads taking part. */
+  ids(): number[] {
+    return [...this.admitted.keys()];
+  }
+
   refusedIds(): number[] {
     return [...this.refused];
   }
