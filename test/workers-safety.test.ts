@@ -78,7 +78,7 @@ describe('worker threads that misbehave', () => {
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fcp-workers-safety-'));
     app = Fastify();
-    await app.register(plugin, { appName: 'safety', outputDir: dir, cpuThreshold: 0, uploadRate: '1s', flushTimeout: FLUSH_TIMEOUT_MS, profileTypes: { cpu: true, wall: false, heap: false } });
+    await app.register(plugin, { appName: 'safety', outputDir: dir, cpuThreshold: 0, uploadRate: '1s', flushTimeout: FLUSH_TIMEOUT_MS, profileTypes: { cpu: true, wall: false, heap: true } });
     await app.ready();
   });
 
