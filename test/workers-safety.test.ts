@@ -2,7 +2,8 @@
  * Issue 18, bounds and safety: worker threads that misbehave never hurt the main thread. Real
  * `worker_threads` Workers (CommonJS fixture, the built entry point) next to a real plugin
  * instance: one exits mid-session, one is terminated, one throws at start, one cannot start its
- * engine, one blocks for 10 s. No crash, no unhandled rejection, close() within flushTimeout, counts in stats().
+ * engine, one blocks for 10 s; the sessions sample CPU and heap, so both kinds of waits meet
+ * them. No crash, no unhandled rejection, close() within flushTimeout, counts in stats().
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
