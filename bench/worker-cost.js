@@ -17,9 +17,12 @@
  *    CPU (all threads) per task.
  * 2. The worker's own blocks: profileWorker() itself, its engine's start (at each session start)
  *    and a cut (each answered cut, and each unasked piece: every quarter window).
+ *    And a heap snapshot (read, label, encode: each window's ask, and at most every quarter
+ *    window at a task's end) with ~27 MB live at the default 512 KiB sampling.
  * 3. What the main thread pays per window for the workers: decoding their pieces (as each
  *    arrives) and merging them with its own (one block), 15 s windows of a busy worker at
- *    100 Hz (5 pieces of 3 s), for 1, 4 and 16 workers.
+ *    100 Hz (5 pieces of 3 s), for 1, 4 and 16 workers; and their heap snapshots, decoded and
+ *    merged with its own.
  */
 const { fork } = require('node:child_process');
 const fs = require('node:fs');
@@ -94,7 +97,26 @@ function blocksInWorker() {
   const piece = raw.encode();
   const encodeMs = performance.now() - t;
   engine.stopRaw();
-  parentPort.postMessage({ joinMs, startMs, cutMs, encodeMs, rawSamples, samples: raw.sample.length, piece });
+  const heap = heapSnapshotCost();
+  parentPort.postMessage({ joinMs, startMs, cutMs, encodeMs, rawSamples, samples: raw.sample.length, piece, ...heap });
+}
+
+/** Inside the worker: a heap snapshot answer, as worker-heap.ts gives it, with ~27 MB live. */
+function heapSnapshotCost() {
+  const { WorkerHeap } = require(path.join(ROOT, 'dist', 'workers', 'worker-heap.js'));
+  const sent = [];
+  const heap = new WorkerHeap('bench', (message) => sent.push(message));
+  heap.handle({ kind: 'heap-start', holder: 1, refused: [], settings: { intervalBytes: 524_288, windowMs: 15_000, frameColumns: false } });
+  const kept = [];
+  for (let i = 0; i < 50_000; i++) kept.push(new Array(64).fill(i));
+  const times = [];
+  for (let ask = 1; ask <= 11; ask++) {
+    const t = performance.now();
+    heap.handle({ kind: 'heap-ask', ask });
+    times.push(performance.now() - t);
+  }
+  heap.stop();
+  return { heapSnapshotMs: median(times), heapPiece: sent.at(-1).profile, kept: kept.length };
 }
 
 async function blocks() {
@@ -104,10 +126,10 @@ async function blocks() {
   return result;
 }
 
-/** Main: decode + merge N copies of a 3 s busy worker piece (scaled: 5x for a 15 s window). */
-function mergeCost(pieceBytes) {
+/** Main: decode + merge N copies of a 3 s busy worker piece (scaled: 5x for a 15 s window), and N heap snapshots. */
+function mergeCost(pieceBytes, heapBytes) {
   const { Profile } = require('pprof-format');
-  const { mergeThreadPieces } = require(path.join(ROOT, 'dist', 'profilers', 'threads.js'));
+  const { mergeHeapSnapshots, mergeThreadPieces } = require(path.join(ROOT, 'dist', 'profilers', 'threads.js'));
   const mainPiece = Profile.decode(pieceBytes);
   const out = {};
   for (const n of [1, 4, 16]) {
@@ -121,7 +143,14 @@ function mergeCost(pieceBytes) {
       mergeThreadPieces([mainPiece], pieces, { name: 'thread', value: 'main' });
       merges.push(performance.now() - t);
     }
-    out[n] = { decode: median(decodes), merge: median(merges) };
+    const heaps = [];
+    for (let k = 0; k < 5; k++) {
+      const t = performance.now();
+      const snapshots = Array.from({ length: n }, () => Profile.decode(heapBytes));
+      mergeHeapSnapshots({ kind: 'heap', profile: Profile.decode(heapBytes), foldedSamples: 0 }, snapshots, { name: 'thread', value: 'main' });
+      heaps.push(performance.now() - t);
+    }
+    out[n] = { decode: median(decodes), merge: median(merges), heap: median(heaps) };
   }
   return out;
 }
@@ -143,9 +172,9 @@ async function main() {
   console.log(`  CPU per task, all threads: ${modes.map((m) => `${m} ${median(results[m]).toFixed(1)} µs (${spread(results[m])})`).join(', ')}`);
   console.log(`  per round, over plain: engine alone ${ratioText(ratio('engine'))}, taking part ${ratioText(ratio('profiled'))}`);
   const b = await blocks();
-  console.log(`  worker blocks: profileWorker() ${b.joinMs.toFixed(2)} ms, engine start ${b.startMs.toFixed(2)} ms, one cut of 3 s busy ${b.cutMs.toFixed(2)} ms + summing and encoding ${b.encodeMs.toFixed(2)} ms (${b.rawSamples} samples -> ${b.samples}, ${(b.piece.length / 1024).toFixed(1)} KiB)`);
-  const m = mergeCost(Buffer.from(b.piece));
-  const cost = (n) => `${n} worker${n === 1 ? '' : 's'} ${m[n].decode.toFixed(1)} ms decoding (piece by piece, as they arrive) + ${m[n].merge.toFixed(1)} ms merging (one block)`;
+  console.log(`  worker blocks: profileWorker() ${b.joinMs.toFixed(2)} ms, engine start ${b.startMs.toFixed(2)} ms, one cut of 3 s busy ${b.cutMs.toFixed(2)} ms + summing and encoding ${b.encodeMs.toFixed(2)} ms (${b.rawSamples} samples -> ${b.samples}, ${(b.piece.length / 1024).toFixed(1)} KiB); a heap snapshot ${b.heapSnapshotMs.toFixed(2)} ms (${(b.heapPiece.length / 1024).toFixed(1)} KiB, ${b.kept} arrays live)`);
+  const m = mergeCost(Buffer.from(b.piece), Buffer.from(b.heapPiece));
+  const cost = (n) => `${n} worker${n === 1 ? '' : 's'} ${m[n].decode.toFixed(1)} ms decoding (piece by piece, as they arrive) + ${m[n].merge.toFixed(1)} ms merging (one block) + heap ${m[n].heap.toFixed(1)} ms`;
   console.log(`  main thread per 15 s window: ${[1, 4, 16].map(cost).join('; ')}`);
 }
 
