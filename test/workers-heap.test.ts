@@ -14,6 +14,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import Piscina from 'piscina';
 import { Profile } from 'pprof-format';
 import plugin from '../src/index';
+import { buildHeapReport } from '../src/report/heap-input';
+import { formatTable } from '../src/report/table';
 import { sleep, until } from './helpers/wait';
 
 const HEAP_WORKER_FILE = path.join(__dirname, 'fixtures', 'workers', 'heap-worker.mjs');
@@ -134,6 +136,13 @@ describe('worker threads: heap profiles', () => {
     expect(stats.workerHeapsEarlier).toBeGreaterThanOrEqual(2);
     expect(stats.workerHeapsMissing).toBe(0);
     expect(stats).toMatchObject({ workers: 2, workerPiecesDropped: 0, workerStartFailures: 0 });
+
+    // the report's heap view splits what is live by thread, as its CPU view does
+    const report = buildHeapReport({ profile: last, source: 'last', appName: 'heap', timeMs: undefined, order: 0 }, 0, {});
+    const shares = Object.fromEntries(report.threads!.map((t) => [t.thread, t.share]));
+    expect(shares.pool).toBeGreaterThan(0.3);
+    expect(shares.main).toBeGreaterThan(0.1);
+    expect(formatTable(report)).toMatch(/\npool +[\d.]+ [KM]i?B +\d+\.\d%/);
   });
 
   test('plain workers answer every window; capture({ type: "heap" }) includes them; a worker that leaves takes its heap with it', async () => {

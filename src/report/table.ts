@@ -185,6 +185,9 @@ function heapTables(report: ReportData): string[] {
 export function formatTable(report: ReportData): string {
   if (report.heap !== undefined || isHeapSampleType(report.sampleType.type)) {
     const heapParts = [describeReport(report), ...(report.heap ? heapTables(report) : [HEAP_NO_ROUTE_NOTE])];
+    const heapThreads = threadSummary(report);
+    // what is live per thread, after the snapshot line and the note (worker threads' heaps)
+    if (heapThreads !== undefined) heapParts.splice(3, 0, heapThreads);
     const skippedHeap = skippedSummary(report.skipped);
     if (skippedHeap) heapParts.push(skippedHeap);
     return `${heapParts.join('\n\n')}\n`;
