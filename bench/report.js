@@ -459,12 +459,21 @@ const OVERHEAD_DOC = path.join(__dirname, '..', 'docs', 'overhead.md');
 const TABLE_START = '<!-- overhead-table:start';
 const TABLE_END = '<!-- overhead-table:end -->';
 
+const README = path.join(__dirname, '..', 'README.md');
+const PER_INSTANCE_START = '<!-- per-instance-table:start';
+const PER_INSTANCE_END = '<!-- per-instance-table:end -->';
+
 /** Replaces the table between docs/overhead.md's markers, leaving the rest of the page alone. */
 function writeOverheadTable(file, tableText) {
+  writeBetween(file, TABLE_START, TABLE_END, tableText);
+}
+
+/** Replaces what is between a `start ... -->` line and `end` in `file`, leaving the rest alone. */
+function writeBetween(file, start, end, tableText) {
   const text = fs.readFileSync(file, 'utf8');
-  const at = text.indexOf(TABLE_START);
-  const until = text.indexOf(TABLE_END);
-  if (at < 0 || until < at) throw new Error(`${file} has no "${TABLE_START} ... -->" / "${TABLE_END}" markers to write the table between`);
+  const at = text.indexOf(start);
+  const until = text.indexOf(end);
+  if (at < 0 || until < at) throw new Error(`${file} has no "${start} ... -->" / "${end}" markers to write the table between`);
   const startLineEnd = text.indexOf('\n', at) + 1;
   fs.writeFileSync(file, `${text.slice(0, startLineEnd)}${tableText}\n${text.slice(until)}`);
 }
@@ -483,6 +492,12 @@ if (require.main === module) {
       const runs = files.map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))).map((run) => ({ run, analysis: analyze(run) }));
       writeOverheadTable(OVERHEAD_DOC, overheadTable(runs));
       console.log(`wrote the overhead table of ${path.relative(process.cwd(), OVERHEAD_DOC)} from ${files.length} runs`);
+      const sorted = [...runs].sort((a, b) => a.run.env.nodeMajor - b.run.env.nodeMajor || String(a.run.env.tag || '').localeCompare(String(b.run.env.tag || '')));
+      const withWindowed = sorted.filter(({ analysis }) => (analysis.windowed || []).length > 0);
+      if (withWindowed.length > 0) {
+        writeBetween(README, PER_INSTANCE_START, PER_INSTANCE_END, windowed.perInstanceTable(withWindowed, { table, fmtRatio, fmtShare }));
+        console.log(`wrote the per-instance table of README.md from ${withWindowed.length} runs with no-load and light-load phases`);
+      }
     }
   } else if (args[0]) {
     const run = JSON.parse(fs.readFileSync(args[0], 'utf8'));

@@ -137,4 +137,35 @@ function windowedTargets(phases, labelMode, { fmtRatio, fmtShare }) {
   return rows;
 }
 
-module.exports = { WINDOWED_TARGETS, isWindowedShape, lightShare, analyzeWindowed, latencySummary, windowedTables, windowedTargets };
+/**
+ * What one instance pays, one column per saved run (README, "What it costs"): CPU added at no
+ * load and at 10 % of a core in ms per second, the plugin's own part, and what p99 and the
+ * slowest requests see. `runs`: [{ run, analysis }] sorted by Node version.
+ */
+function perInstanceTable(runs, { table, fmtRatio, fmtShare }) {
+  const phase = (analysis, id) => (analysis.windowed || []).find((p) => p.id === id);
+  const added = (p, key) => p && p.rows.find((r) => r.key === key)?.added;
+  const cell = (id, f) => runs.map(({ analysis }) => {
+    const p = phase(analysis, id);
+    const value = p && f(p);
+    return value === undefined ? '-' : value;
+  });
+  const cores = (i) => (i && Number.isFinite(i.estimate) ? `${fmtMs(i)} (${(i.estimate / 10).toFixed(2)} % of a core)` : undefined);
+  const rows = [
+    ['no load: the engine (sampler, window cuts), CPU ms/s', ...cell('orders:idle', (p) => cores(added(p, 'engine')))],
+    ['no load: the plugin\'s own part on top, ms/s', ...cell('orders:idle', (p) => (p.own ? fmtMs(p.own) : undefined))],
+    ['no load: installed, no session, ms/s', ...cell('orders:idle', (p) => (added(p, 'idle') ? fmtMs(added(p, 'idle')) : undefined))],
+    ['10 % of a core: continuous profiling, CPU added, ms/s', ...cell('orders:light10', (p) => cores(added(p, 'continuous')))],
+    ['10 % of a core: the plugin\'s own part, share of a request', ...cell('orders:light10', (p) => (p.ownShare ? fmtShare(p.ownShare) : undefined))],
+    ['10 % of a core: p99, continuous / no profiling', ...cell('orders:light10', (p) => (p.latency?.p99Ratio ? fmtRatio(p.latency.p99Ratio, { word: false }) : undefined))],
+    ['10 % of a core: p99 no profiling / continuous, ms', ...cell('orders:light10', (p) => {
+      const f = p.latency?.figures;
+      return f?.baseline && f?.continuous ? `${ms(f.baseline.p99)} / ${ms(f.continuous.p99)}` : undefined;
+    })],
+    ['10 % of a core: slowest request of a slice, added by a flush / by a session start, ms', ...cell('orders:light10', (p) => (p.latency ? `${signed(p.latency.flushAddsMs, 1)} / ${signed(p.latency.startAddsMs, 1)}` : undefined))],
+  ];
+  const header = ['per instance [95 % interval]', ...runs.map(({ run, analysis }) => `Node ${run.env.nodeMajor} (${analysis.labelMode})`)];
+  return table(header, rows);
+}
+
+module.exports = { WINDOWED_TARGETS, isWindowedShape, lightShare, analyzeWindowed, latencySummary, windowedTables, windowedTargets, perInstanceTable };
