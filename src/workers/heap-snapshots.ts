@@ -1,9 +1,11 @@
 /**
  * The workers' heap samplers and snapshots, main thread's side: the relay's heap part (relay.ts
  * owns the channel and the roster; worker-heap.ts is the other end). While the main thread's
- * sampler runs, every thread taking part runs its own (heap-start / heap-stop). A heap profile is a snapshot of what is live, so each window needs every
- * thread's latest one, not pieces: a window asks, waits a bounded time for the threads that
- * answered the previous ask in time, and takes the latest snapshot of every thread taking part.
+ * sampler runs, every thread taking part runs its own (heap-start / heap-stop).
+ *
+ * A heap profile is a snapshot of what is live, so each window needs every thread's latest one,
+ * not pieces: a window asks, waits a bounded time for the threads that answered the previous ask
+ * in time, and takes the latest snapshot of every thread taking part.
  * A thread that could not answer (an idle piscina worker asleep in Atomics.wait, one in a long
  * task) gives the last snapshot it sent: while it sleeps its heap does not change, and each task
  * that ends sends a fresh one when the last is a quarter window old. Counted
