@@ -16,6 +16,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { LogLimiter } from '../log-limiter';
 import type { EncodedProfile, Exporter, ExporterStats, MinimalLogger } from '../types';
 
 export interface FileExporterOptions {
@@ -43,7 +44,6 @@ export interface FileExporterStats extends ExporterStats {
 }
 
 export const DEFAULT_MAX_PENDING_FILES = 100;
-const LOG_INTERVAL_MS = 60_000;
 const PROFILE_FILE_SUFFIX = '.pb.gz';
 
 // ---------------------------------------------------------------------------------------------
@@ -91,27 +91,20 @@ export function parseProfileFileName(fileName: string): ProfileFileName | undefi
 // ---------------------------------------------------------------------------------------------
 // Logging without flooding: a full disk fails every window, the log should say so once a minute.
 
-export class RateLimitedLog {
-  private readonly lastLogged = new Map<string, number>();
-  private readonly suppressed = new Map<string, number>();
+class RateLimitedLog {
+  private readonly limiter: LogLimiter;
 
   constructor(
     private readonly logger: MinimalLogger,
-    private readonly now: () => number,
-    private readonly intervalMs: number = LOG_INTERVAL_MS,
-  ) {}
+    now: () => number,
+  ) {
+    this.limiter = new LogLimiter({ now });
+  }
 
-  /** Logs at most once per interval per `code`; the next message carries how many were suppressed. */
+  /** Logs at most once a minute per `code` (log-limiter.ts); the next message carries how many were suppressed. */
   error(code: string, obj: Record<string, unknown>, msg: string): void {
-    const t = this.now();
-    const last = this.lastLogged.get(code);
-    if (last !== undefined && t - last < this.intervalMs) {
-      this.suppressed.set(code, (this.suppressed.get(code) ?? 0) + 1);
-      return;
-    }
-    const suppressed = this.suppressed.get(code) ?? 0;
-    this.lastLogged.set(code, t);
-    this.suppressed.delete(code);
+    const suppressed = this.limiter.admit(code);
+    if (suppressed === undefined) return;
     try {
       this.logger.error(suppressed > 0 ? { ...obj, code, suppressed } : { ...obj, code }, msg);
     } catch {
@@ -194,7 +187,7 @@ export class FileExporter implements Exporter {
     this.dir = path.resolve(options.dir);
     this.appFilePrefix = `${fileSafeAppName(options.appName)}.`;
     this.maxPending = options.maxPending ?? DEFAULT_MAX_PENDING_FILES;
-    this.log = new RateLimitedLog(options.logger, options.now ?? Date.now);
+    this.log = new RateLimitedLog(options.logger, options.now ?? (() => Date.now()));
   }
 
   export(profiles: readonly EncodedProfile[]): Promise<void> {
