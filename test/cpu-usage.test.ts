@@ -96,6 +96,21 @@ describe('CpuUsageMeter', () => {
     expect(unreadable.lastSplit).toBeUndefined();
   });
 
+  it('reads the main thread at the moment of the call, not after a trip through the thread pool (Node 20: /proc read synchronously)', async () => {
+    const before = await mainThreadCpuSource();
+    const reading = mainThreadCpuSource();
+    // 300 ms of CPU on this thread before the promise can settle: an asynchronous read would
+    // only reach the file afterwards (its open, stat and read callbacks need this thread) and see it
+    const end = Date.now() + 300;
+    let x = 0;
+    while (Date.now() < end) x = (x + 1) % 1_000_003;
+    const atCall = await reading;
+    const after = await mainThreadCpuSource();
+    expect(x).toBeGreaterThanOrEqual(0);
+    expect(after! - before!).toBeGreaterThanOrEqual(200);
+    expect(atCall! - before!).toBeLessThan(100);
+  });
+
   it(`reads the main thread's own CPU time (Node ${process.version}: ${'threadCpuUsage' in process ? 'process.threadCpuUsage' : '/proc'})`, async () => {
     const before = await mainThreadCpuSource();
     const end = Date.now() + 200;
