@@ -41,7 +41,9 @@ const VARIANTS = {
 function start(config, ingestUrl, routesJs) {
   const out = path.join(os.tmpdir(), `own-cost-${process.pid}-${config}.json`);
   const variant = VARIANTS[config];
-  const args = ['-r', path.join(__dirname, 'own-cost-probe.js'), path.join(__dirname, 'server.js'), variant ? 'continuous' : config, ingestUrl, routesJs, '15s'];
+  // OWN_COST_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR': node options of the servers (a CPU profile of each)
+  const nodeArgs = (process.env.OWN_COST_NODE_ARGS ?? '').split(' ').filter(Boolean).map((a) => a.replace('{config}', config));
+  const args = [...nodeArgs, '-r', path.join(__dirname, 'own-cost-probe.js'), path.join(__dirname, 'server.js'), variant ? 'continuous' : config, ingestUrl, routesJs, '15s'];
   const env = { ...process.env, BENCH_SERVER_PRELOAD: 'typescript', OWN_COST_OUT: out };
   if (variant) env.BENCH_PLUGIN_OPTIONS = JSON.stringify(variant);
   const stdio = ['ignore', 'inherit', 'inherit', 'ipc'];
