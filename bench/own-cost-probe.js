@@ -57,7 +57,15 @@ measure(shared, 'takeTime', 'cut: takeTime in all');
 measure(shared, 'threadPieces', 'worker pieces (async)');
 measure(shared, 'mergeWindow', 'merge pieces');
 measure(shared, 'views', 'projection into views');
-measure(shared, 'heapSnapshot', 'heap snapshot in all');
+measure(shared, 'heapSnapshot', 'heap snapshot in all'); // before the shared heap (shared-heap.ts)
+try {
+  const heap = require(`${D}/profilers/shared-heap`).SharedHeap.prototype;
+  measure(heap, 'snapshot', 'heap snapshot in all');
+  measure(heap, 'askThreads', 'worker heaps (async)');
+  measure(heap, 'merge', 'merge heaps');
+} catch {
+  // a build before the shared heap: SharedEngine.heapSnapshot above
+}
 measure(require(`${D}/profilers/frames`).FrameRewriter.prototype, 'rewrite', 'frame rewrite (async)');
 measure(require(`${D}/profilers/encode`), 'encodeProfile', 'CPU/wall encoding in all (async)');
 measure(require(`${D}/profilers/snapshot-encoder`).SnapshotEncoder.prototype, 'encode', 'heap encoding in all (async)');
