@@ -103,7 +103,11 @@ describe('worker threads that misbehave', () => {
     const worker = spawn('exit');
     await nextMessage(worker, 'ready');
     await until('the worker to join', () => workerStats().workers === 1);
-    await sleep(300); // its engine starts when it hears the session's start
+    // Its engine starts when it hears the session's start, on the channel; 'go' comes on its port,
+    // and two ports keep no order between them (a loaded run burned before the start: 0 samples).
+    // Two windows' cuts follow the start on the same channel: once they are over, it heard it.
+    const windows = app!.profiler.stats().windows;
+    await until('two windows after the join', () => app!.profiler.stats().windows >= windows + 2);
     const exited = new Promise((resolve) => worker.once('exit', resolve));
     worker.postMessage('go');
     expect(await exited).toBe(0);
