@@ -386,7 +386,7 @@ function markdownSection(run, analysis) {
     '',
     ...(rate ? ['Sample rate (this plugin, continuous, on the realistic route):', '', rate, ''] : []),
     ...diagnosisTables(analysis.phases),
-    ...windowed.windowedTables(analysis.windowed || [], { table, configLabel, fmtRatio, fmtShare }),
+    ...windowed.windowedTables(analysis.windowed || [], { table, configLabel, fmtRatio, fmtShare, turns: Boolean(run.plan && run.plan.windowedTurns) }),
     ...analysis.phases.flatMap((p, i) => [phaseLine(run, p, perRequestPhases(run)[i]), '', phaseTable(p), '']),
     sideTable(run),
     '',

@@ -29,6 +29,10 @@
  *   BENCH_PHASES=LIST    e.g. orders:saturating,orders:paced,orders:idle,orders:light10,hello:saturating,ping:saturating
  *                        (idle: no load; lightNN: paced at NN % of a core; both in window-long slices,
  *                        every server at once, reported as CPU ms per second and request latency)
+ *   BENCH_WINDOWED_TURNS=1  the no-load / light-load phases give each server its slice in turn
+ *                        (order turning) instead of all at once: slower, but each server's latency
+ *                        is its own (at once, the four share core 1 and each one's p99 carries the
+ *                        others' blocks); such runs say so in their section
  *   BENCH_RATES=LIST     sample-rate rows on /orders, Hz (default 19,49,99; empty: none)
  *   BENCH_RATE_SHAPES=L  the /orders load shapes that measure them (default paced; paced,saturating)
  *   BENCH_PACED_SHARE=X  paced load as a share of one core of the baseline (default 0.5)
@@ -104,6 +108,7 @@ const PLAN = {
   accuracyMs: QUICK ? 1000 : 3000,
   // a random pause before each slice, so slices do not lock onto the upload timers' phase
   maxGapMs: 250,
+  windowedTurns: process.env.BENCH_WINDOWED_TURNS === '1',
 };
 const MESSAGE_TIMEOUT_MS = 120_000;
 const RESULTS_FILE = path.join(__dirname, 'RESULTS.md');
@@ -412,7 +417,20 @@ async function oneRound(servers, route, shape, calibration, round) {
  * session started halfway through and stopped after the slice. All servers saw the same machine
  * in a round, so the paired differences cancel what moved it. Every request's latency is kept.
  */
-async function windowedRound(servers, route, rate) {
+async function windowedRound(servers, route, rate, roundIndex = 0) {
+  if (!PLAN.windowedTurns) return windowedSlice(servers, route, rate);
+  // BENCH_WINDOWED_TURNS: each server alone in its slice, the order turning with the round
+  const order = servers.map((_, i) => servers[(i + roundIndex) % servers.length]);
+  const out = { perRequest: {}, busy: {}, rate: {}, latency: {} };
+  for (const server of order) {
+    const one = await windowedSlice([server], route, rate);
+    for (const key of Object.keys(out)) Object.assign(out[key], one[key]);
+  }
+  return out;
+}
+
+/** One slice of the servers given, all at once (see windowedRound). */
+async function windowedSlice(servers, route, rate) {
   const sliceMs = report.durationMs(PLAN.uploadRate);
   await sleep(Math.random() * PLAN.maxGapMs);
   const before = await Promise.all(servers.map((s) => s.cpuMicros()));
@@ -466,13 +484,13 @@ async function routePhases(routeKey, shapes, ctx) {
       const size = shape === 'paced'
         ? `${calibration.paced.amount} requests at ${calibration.paced.rate}/s`
         : report.isWindowedShape(shape)
-          ? `all at once, ${lightShare > 0 ? `${calibration.light.rate} req/s each` : 'no load'}, slices of ${PLAN.uploadRate}`
+          ? `${PLAN.windowedTurns ? 'in turn' : 'all at once'}, ${lightShare > 0 ? `${calibration.light.rate} req/s each` : 'no load'}, slices of ${PLAN.uploadRate}`
           : `${calibration.saturating} requests, 50 connections`;
       console.log(`bench: ${route.label} ${shape}: ${roundCount} rounds of ${inPhase.length} servers, ${size} per slice`);
       const rounds = [];
       for (let round = 0; round < roundCount; round++) {
         const r = report.isWindowedShape(shape)
-          ? await windowedRound(inPhase, route, lightShare > 0 ? calibration.light.rate : 0)
+          ? await windowedRound(inPhase, route, lightShare > 0 ? calibration.light.rate : 0, round)
           : await oneRound(inPhase, route, shape, calibration, round);
         rounds.push(r);
         console.log(`  round ${round + 1}: ${inPhase.map((s) => (report.isWindowedShape(shape) ? `${s.config} ${(r.busy[s.config] * 1000).toFixed(2)} ms/s` : `${s.config} ${r.perRequest[s.config].toFixed(1)} µs/req`)).join(', ')}`);

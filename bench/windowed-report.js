@@ -87,15 +87,16 @@ const fmtMs = (i) => (i && Number.isFinite(i.estimate) ? `${signed(i.estimate, 2
 const ms = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : 'n/a');
 
 /** CPU in ms per second per configuration and phase, then request latency under light load. */
-function windowedTables(phases, { table, configLabel, fmtRatio, fmtShare }) {
+function windowedTables(phases, { table, configLabel, fmtRatio, fmtShare, turns = false }) {
   if (phases.length === 0) return [];
+  const how = turns ? 'each server alone in its slice, in turn (BENCH_WINDOWED_TURNS)' : 'every server at once over window-long slices';
   const cpuRows = phases.flatMap((p) => [
     ...p.rows.map((row) => [`${p.label} (${p.rounds} rounds)`, configLabel(row.key), ms(row.msPerS), row.added ? fmtMs(row.added) : '-']),
     [p.label, '**plugin\'s own part (continuous - engine floor)**', '', `**${fmtMs(p.own)}**`],
     ...(p.ratio ? [[p.label, 'plugin / baseline, CPU per request; own part as a share of the request', fmtRatio(p.ratio), fmtShare(p.ownShare)]] : []),
   ]);
   const out = [
-    'CPU at no load and light load (every server at once over window-long slices; ms of CPU per second of wall time, all threads):',
+    `CPU at no load and light load (${how}; ms of CPU per second of wall time, all threads):`,
     '',
     table(['phase', 'configuration', 'CPU ms/s (mean of rounds)', 'added over no profiling, ms/s [95 % interval]'], cpuRows),
     '',
