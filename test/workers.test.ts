@@ -133,7 +133,9 @@ describe(`worker threads (Node ${process.version}, ${expectedLabelMode()})`, () 
     // plugin's hello only when a task wakes them (a few requests), then join.
     await warmUp(app, ['/resize', '/render/1'], () => (app!.profiler.stats().workers?.workers ?? 0) === 2);
 
-    const counts = await load(port, ['/resize', '/render/7', '/inline'], 16, 4000);
+    // 8 s: the pool's share of 2 cores shared with the other Jest worker gave 26-35 samples per
+    // task function in 4 s in CI (session 8; 66-85 in session 7's), against MIN_SAMPLES 30
+    const counts = await load(port, ['/resize', '/render/7', '/inline'], 16, 8000);
     expect(counts.failed).toBe(0);
     expect(counts.ok).toBeGreaterThan(100);
     expect(app.profiler.taskLabels()).toBeUndefined(); // outside a request
