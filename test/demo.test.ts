@@ -194,7 +194,10 @@ describe('npm run demo', () => {
         expect(leak.topGrowth[0].name).toBe('retainPingRecord');
         // each ping keeps about 2 KiB: the growth is the pings served between the first and the last window
         expect(leak.topGrowth[0].growth).toBeGreaterThan(8 * 1024 * 1024);
-        expect(leak.inUseAfter - leak.inUseBefore).toBeGreaterThan(8 * 1024 * 1024);
+        // the whole heap grew, but by less than the leak: other functions released memory
+        // between the snapshots (CI: retainPingRecord +11.3 MiB, the heap +5.7 MiB, and the run
+        // without the leak +5.1 MiB in all), so the ranking above is the leak's signal, not this
+        expect(leak.inUseAfter).toBeGreaterThan(leak.inUseBefore);
         expect(noLeak.topGrowth.map((f: { name: string }) => f.name)).not.toContain('retainPingRecord');
         expect(noLeak.topGrowth[0]?.growth ?? 0).toBeLessThanOrEqual(summary.noLeakBoundBytes);
         expect(readFileSync(leak.html, 'utf8')).toContain('retainPingRecord');
