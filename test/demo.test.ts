@@ -194,10 +194,10 @@ describe('npm run demo', () => {
         expect(leak.topGrowth[0].name).toBe('retainPingRecord');
         // each ping keeps about 2 KiB: the growth is the pings served between the first and the last window
         expect(leak.topGrowth[0].growth).toBeGreaterThan(8 * 1024 * 1024);
-        // the whole heap grew, but by less than the leak: other functions released memory
-        // between the snapshots (CI: retainPingRecord +11.3 MiB, the heap +5.7 MiB, and the run
-        // without the leak +5.1 MiB in all), so the ranking above is the leak's signal, not this
-        expect(leak.inUseAfter).toBeGreaterThan(leak.inUseBefore);
+        // No check on the whole heap: other functions release memory between the snapshots, so
+        // it moves either way while the leak grows (CI: retainPingRecord +11.3 MiB with the heap
+        // +5.7 MiB; +17.3 MiB with the heap -2.9 MiB; without the leak the heap +5.1 MiB). The
+        // ranking above is the leak's signal.
         expect(noLeak.topGrowth.map((f: { name: string }) => f.name)).not.toContain('retainPingRecord');
         expect(noLeak.topGrowth[0]?.growth ?? 0).toBeLessThanOrEqual(summary.noLeakBoundBytes);
         expect(readFileSync(leak.html, 'utf8')).toContain('retainPingRecord');
