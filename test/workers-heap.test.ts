@@ -139,10 +139,11 @@ describe('worker threads: heap profiles', () => {
 
     // the report's heap view splits what is live by thread, as its CPU view does
     const report = buildHeapReport({ profile: last, source: 'last', appName: 'heap', timeMs: undefined, order: 0 }, 0, {});
-    const shares = Object.fromEntries(report.threads!.map((t) => [t.thread, t.share]));
-    // (their sizes depend on what else this process holds: other test files run in it too)
-    expect(Object.keys(shares).sort()).toEqual(['main', 'pool']);
-    expect(shares.pool! + shares.main!).toBeCloseTo(1, 5);
+    const threadTotals = Object.fromEntries(report.threads!.map((t) => [t.thread, t.total]));
+    // the pool's row holds at least what it keeps (the main thread's row depends on what else
+    // this process holds: other test files run in it too)
+    expect(Object.keys(threadTotals).sort()).toEqual(['main', 'pool']);
+    expect(threadTotals.pool).toBeGreaterThanOrEqual(pool4MiB.pool!);
     expect(formatTable(report)).toMatch(/\npool +[\d.]+ [KM]i?B +\d+\.\d%/);
   });
 

@@ -28,7 +28,9 @@ export class WorkerExits {
     worker.once('exit', () => {
       if (this.closed) return;
       const sampling = this.options.sampling();
-      setTimeout(() => this.closed || this.options.settled(threadId, sampling), this.options.graceMs).unref();
+      setTimeout(() => {
+        if (!this.closed) this.options.settled(threadId, sampling);
+      }, this.options.graceMs).unref();
     });
   };
 

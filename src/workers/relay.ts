@@ -73,12 +73,20 @@ export interface WorkerStats {
 
 const MAIN_THREAD_LABEL = Object.freeze({ name: THREAD_LABEL, value: MAIN_THREAD });
 
-/** The main thread's end of the channel: what it says, and where what it hears goes. */
+/**
+ * The main thread's end of the channel: what it says, and where what it hears goes. Posting
+ * never throws: it runs inside the engine's join, cut and heap calls (a throw in the session's
+ * start would leave the main engine running with nobody to stop it); a failed post is logged
+ * (`failed`), and the workers it missed are counted by the waits that go unanswered.
+ */
 class MainChannel {
   private readonly channel = new BroadcastChannel(CHANNEL_NAME);
   private closed = false;
 
-  constructor(onMessage: (message: WorkerMessage) => void) {
+  constructor(
+    onMessage: (message: WorkerMessage) => void,
+    private readonly failed: (error: unknown) => void,
+  ) {
     this.channel.unref();
     this.channel.onmessage = (event: unknown) => {
       const message = asWorkerMessage((event as { data?: unknown }).data);
@@ -89,7 +97,12 @@ class MainChannel {
   }
 
   post(message: MainMessage): void {
-    if (!this.closed) this.channel.postMessage(message);
+    if (this.closed) return;
+    try {
+      this.channel.postMessage(message);
+    } catch (error) {
+      this.failed(error);
+    }
   }
 
   close(): void {
@@ -122,7 +135,10 @@ class RelayShare implements ThreadShare {
  * into the others' state. The heap part (heap-snapshots.ts) and exits (exits.ts) are apart.
  */
 export class WorkerRelay implements ThreadSource {
-  private readonly channel = new MainChannel((message) => this.receive(message));
+  private readonly channel = new MainChannel(
+    (message) => this.receive(message),
+    (error) => this.options.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'continuous profiling: a message to the worker threads could not be sent'),
+  );
   private readonly roster: WorkerRoster;
   private readonly waits: CutWaits<Set<RelayShare>>;
   private readonly shares = new Set<RelayShare>();
